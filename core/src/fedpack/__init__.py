@@ -1,0 +1,56 @@
+"""fedpack: validated, self-describing parameter packers for federated learning on Flower.
+
+A *parameter packer* puts model weights and an algorithm's extra data (SCAFFOLD control
+variates, a clipping bit, layer names, sparse tensors...) into one flat list of numpy arrays,
+and splits it back. Packers are plugins, found by name::
+
+    import fedpack
+
+    packer = fedpack.get_packer("scaffold")
+    packed = packer.pack_parameters(weights, control_variates)
+    weights, control_variates = packer.unpack_parameters(packed)
+
+Importing fedpack imports numpy and pluggy only; no plugin, torch or flwr.
+"""
+
+from __future__ import annotations
+
+from ._api import default_registry, get_packer, get_packer_class, list_packers, unpack
+from ._errors import (
+    FedpackError,
+    PackerConflictError,
+    PackingError,
+    PluginLoadError,
+    UnknownPackerError,
+)
+from ._packer import Encoded, ParameterPacker, ScalarPacker
+from ._registry import PackerInfo, PackerRegistry
+from ._typing import NDArray, NDArrays
+from .frame import Frame, Sections
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Encoded",
+    "FedpackError",
+    "Frame",
+    "NDArray",
+    "NDArrays",
+    "PackerConflictError",
+    "PackerInfo",
+    "PackerRegistry",
+    "PackingError",
+    "ParameterPacker",
+    "PluginLoadError",
+    "ScalarPacker",
+    "Sections",
+    "UnknownPackerError",
+    "__version__",
+    "default_registry",
+    "get_packer",
+    "get_packer_class",
+    "hookimpl",
+    "list_packers",
+    "unpack",
+]

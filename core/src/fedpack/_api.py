@@ -1,0 +1,74 @@
+"""The module-level API: one lazily built default registry, and :func:`unpack`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ._errors import PackingError
+from ._packer import ParameterPacker
+from ._registry import PackerInfo, PackerRegistry
+from ._typing import NDArrays
+from .checks import array_list
+from .frame import read_frame
+
+__all__ = ["default_registry", "get_packer", "get_packer_class", "list_packers", "unpack"]
+
+_default: PackerRegistry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> PackerRegistry:
+    """The process-wide registry behind :func:`get_packer` and friends (built on first use)."""
+    global _default
+    registry = _default
+    if registry is None:
+        with _default_lock:
+            if _default is None:
+                _default = PackerRegistry()
+            registry = _default
+    return registry
+
+
+def get_packer(name: str, /, **options: Any) -> ParameterPacker[Any]:
+    """An instance of the packer registered under ``name``, built with ``options``.
+
+    ``get_packer("scaffold", size_of_model_params=62)``; every packer accepts ``framed=False``
+    for FL4Health's exact layout. Raises :class:`UnknownPackerError` (with a suggestion) for a
+    name nobody provides, :class:`PackerConflictError` or :class:`PluginLoadError` as the
+    registry rules say.
+    """
+    return default_registry().get_packer(name, **options)
+
+
+def get_packer_class(name: str) -> type[ParameterPacker[Any]]:
+    """The packer class registered under ``name``."""
+    return default_registry().get_packer_class(name)
+
+
+def list_packers() -> list[PackerInfo]:
+    """What is installed: name, distribution, version, entry point and state; imports nothing."""
+    return default_registry().list_packers()
+
+
+def unpack(
+    packed: NDArrays, *, registry: PackerRegistry | None = None
+) -> tuple[str, NDArrays, Any]:
+    """Unpack a framed payload without knowing who packed it: ``(name, weights, extra)``.
+
+    The frame names the packer and carries the options to rebuild it; the packer is found in
+    ``registry`` (default: the process-wide one). A payload without a frame is rejected.
+    """
+    arrays = array_list(packed, what="packed")
+    frame = read_frame(arrays)
+    cls = (registry or default_registry()).get_packer_class(frame.packer)
+    options: dict[str, Any] = {k: v for k, v in frame.options.items() if k != "framed"}
+    try:
+        packer = cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise PackingError(
+            f"frame options {options!r} do not fit packer {frame.packer!r} "
+            f"({cls.__module__}.{cls.__qualname__}): {exc}"
+        ) from exc
+    weights, extra = packer.unpack_parameters(arrays)
+    return frame.packer, weights, extra

@@ -1,0 +1,49 @@
+"""The ``fedpack`` command (also ``python -m fedpack``).
+
+Each subcommand lives in its own module exposing ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``; this module only wires them together. Exit codes: 0 success, 1 a
+reported failure (a check failed, a plugin is broken), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+#: subcommand name -> module implementing it
+COMMANDS = {
+    "list": "fedpack._cmd_list",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``fedpack`` command."""
+    parser = argparse.ArgumentParser(
+        prog="fedpack",
+        description="Parameter packers for federated learning on Flower.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"fedpack {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args._run(args)
+    except BrokenPipeError:  # e.g. `fedpack list | head`
+        sys.stderr.close()
+        return 1
+    return code

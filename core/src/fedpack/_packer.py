@@ -1,0 +1,186 @@
+"""The packer protocol: :class:`ParameterPacker` and the pieces a plugin implements."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+
+from ._errors import PackingError
+from ._typing import JSONValue, NDArray, NDArrays
+from .checks import array_list, describe, finite_scalar, scalar_from_array
+from .frame import Frame, Sections, encode_frame, is_frame, read_frame
+
+__all__ = ["Encoded", "ParameterPacker", "ScalarPacker"]
+
+T = TypeVar("T")
+
+_NAME = re.compile(r"[a-z0-9_]+\Z")
+
+
+@dataclass
+class Encoded:
+    """What a packer's :meth:`~ParameterPacker.encode` returns.
+
+    ``sections`` are ``(name, arrays)`` pairs in payload order, the first one named
+    ``"weights"``; ``meta`` is written into the frame (framed layout only) and handed back to
+    :meth:`~ParameterPacker.decode` on the receiving side.
+    """
+
+    sections: list[tuple[str, NDArrays]]
+    meta: dict[str, JSONValue] = field(default_factory=dict)
+
+
+class ParameterPacker(ABC, Generic[T]):
+    """Pack model weights and extra data ``T`` into one flat list of arrays, and back.
+
+    The public methods keep FL4Health's names and argument order:
+    ``pack_parameters(model_weights, additional_parameters)`` and
+    ``unpack_parameters(packed_parameters)``. They are implemented here, once, for every
+    packer: input checks, the optional trailing frame (``framed=True``, the default) and the
+    split back into sections. A packer implements three small methods:
+
+    - :meth:`encode`: weights and extra data -> named sections (FL4Health's order);
+    - :meth:`decode`: named sections (+ frame meta) -> ``(weights, extra)``, validating;
+    - :meth:`split_unframed`: how FL4Health's layout (no frame) splits into those sections.
+
+    A packer class sets :attr:`name` (its registry name, ``[a-z0-9_]+``). Constructor options
+    that the receiver needs are returned by :meth:`frame_options` and written into the frame,
+    so :func:`fedpack.unpack` can rebuild the packer with ``get_packer(name, **options)``.
+    Packing and unpacking never copy weight arrays: the same objects come back.
+    """
+
+    #: The registry name of this packer class.
+    name: ClassVar[str]
+
+    def __init__(self, *, framed: bool = True) -> None:
+        """Create a packer; ``framed=False`` selects FL4Health's exact layout (no frame)."""
+        if not isinstance(framed, bool):
+            raise TypeError(f"framed: expected a bool, found {describe(framed)}")
+        #: Whether payloads carry the trailing self-describing frame.
+        self.framed = framed
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
+            raise TypeError(
+                f"{cls.__qualname__}.name: expected a packer name of [a-z0-9_]+, found {name!r}"
+            )
+
+    def __repr__(self) -> str:
+        options = {**self.frame_options(), "framed": self.framed}
+        args = ", ".join(f"{key}={value!r}" for key, value in options.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- the public protocol -------------------------------------------------------------------
+
+    def pack_parameters(self, model_weights: NDArrays, additional_parameters: T) -> NDArrays:
+        """Return ``model_weights`` followed by the extra data's arrays (and the frame).
+
+        The weight arrays are not copied: the returned list holds the same objects.
+        """
+        weights = array_list(model_weights, what="model_weights")
+        encoded = self.encode(weights, additional_parameters)
+        sections = encoded.sections
+        if not sections or sections[0][0] != "weights":
+            raise PackingError(
+                f"packer {self.name!r}: encode() must return the 'weights' section first, "
+                f"found {[name for name, _ in sections]}"
+            )
+        packed: NDArrays = []
+        for section, arrays in sections:
+            packed.extend(array_list(arrays, what=f"{self.name} section {section!r}"))
+        if self.framed:
+            counts = tuple((section, len(arrays)) for section, arrays in sections)
+            frame = Frame(self.name, counts, self.frame_options(), encoded.meta)
+            packed.append(encode_frame(frame))
+        return packed
+
+    def unpack_parameters(self, packed_parameters: NDArrays) -> tuple[NDArrays, T]:
+        """Split a payload back into ``(model_weights, additional_parameters)``.
+
+        Every array is checked; a payload of another packer, a list that was never packed, a
+        truncated or extended payload and a corrupted frame raise :class:`fedpack.PackingError`.
+        """
+        packed = array_list(packed_parameters, what="packed_parameters")
+        if self.framed:
+            frame = read_frame(packed)
+            if frame.packer != self.name:
+                raise PackingError(
+                    f"expected a payload of packer {self.name!r}, found one packed by "
+                    f"{frame.packer!r} (use fedpack.unpack() to dispatch on the frame)"
+                )
+            sections = Sections.split(packed[:-1], frame.sections)
+            meta: Mapping[str, JSONValue] = frame.meta
+        else:
+            if packed and is_frame(packed[-1]):
+                raise PackingError(
+                    f"packer {self.name!r} was built with framed=False (FL4Health's layout) but "
+                    f"the payload ends in a fedpack frame at index {len(packed) - 1}; unpack it "
+                    "with framed=True or fedpack.unpack()"
+                )
+            sections = self.split_unframed(packed)
+            meta = {}
+        return self.decode(sections, meta)
+
+    # -- what a packer implements --------------------------------------------------------------
+
+    @abstractmethod
+    def encode(self, model_weights: NDArrays, additional_parameters: T) -> Encoded:
+        """Turn checked weights and the extra data into named sections, validating the extra.
+
+        Return the weights section first, as ``("weights", model_weights)``, so the weight
+        arrays are not copied.
+        """
+
+    @abstractmethod
+    def decode(self, sections: Sections, meta: Mapping[str, JSONValue]) -> tuple[NDArrays, T]:
+        """Turn named sections back into ``(model_weights, extra)``, validating every array."""
+
+    @abstractmethod
+    def split_unframed(self, packed: NDArrays) -> Sections:
+        """Split a payload in FL4Health's layout (no frame) into the sections of :meth:`encode`."""
+
+    def frame_options(self) -> dict[str, JSONValue]:
+        """Constructor options the receiver needs, written into the frame (default: none)."""
+        return {}
+
+
+class ScalarPacker(ParameterPacker[float]):
+    """A packer whose extra data is one finite real number, sent after the weights.
+
+    The layout is FL4Health's: ``weights + [np.array(x)]`` (a 0-d array whose dtype follows
+    the input, as ``np.array`` gives it). Unpacking accepts a 0-d or shape ``(1,)`` array (the
+    latter is what FL4Health's server sends in the first round) and always returns a Python
+    ``float``. Subclasses set :attr:`name` and :attr:`section`.
+    """
+
+    #: The section (and error-message) name of the scalar.
+    section: ClassVar[str]
+
+    def encode(self, model_weights: NDArrays, additional_parameters: float) -> Encoded:
+        """Check the scalar (finite, real, not an array of several values) and append it."""
+        finite_scalar(additional_parameters, what=f"{self.name}: additional_parameters")
+        scalar: NDArray = np.array(additional_parameters)
+        return Encoded([("weights", model_weights), (self.section, [scalar])])
+
+    def decode(self, sections: Sections, meta: Mapping[str, JSONValue]) -> tuple[NDArrays, float]:
+        """Return the weights and the scalar as a Python ``float``."""
+        value = scalar_from_array(
+            sections.one(self.section), what=self.section, where=sections.where(self.section)
+        )
+        return sections["weights"], value
+
+    def split_unframed(self, packed: NDArrays) -> Sections:
+        """The last array is the scalar; everything before it is the weights."""
+        if not packed:
+            raise PackingError(
+                f"{self.name}: expected the weights followed by one {self.section} array, "
+                "found an empty list"
+            )
+        return Sections.split(packed, [("weights", len(packed) - 1), (self.section, 1)])

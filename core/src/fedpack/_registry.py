@@ -1,0 +1,426 @@
+"""The packer registry: names -> packer classes, from entry points and in-process registration."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import pluggy
+
+from . import hookspecs
+from ._discovery import GROUP, EntryPoint, normalize_name, scan
+from ._errors import PackerConflictError, PluginLoadError, UnknownPackerError
+from ._packer import ParameterPacker
+
+__all__ = ["PackerInfo", "PackerRegistry", "PackerState"]
+
+PackerState = Literal["available", "loaded", "failed", "blocked", "conflict"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class PackerInfo:
+    """One row of :meth:`PackerRegistry.list_packers`."""
+
+    #: The packer name.
+    name: str
+    #: The distribution that provides it (``None`` for an in-process registration).
+    distribution: str | None
+    #: That distribution's version (``None`` for an in-process registration).
+    version: str | None
+    #: The entry point's target (``module`` or ``module:attr``), or the class's import path.
+    entry_point: str
+    #: ``available`` (installed, not imported yet), ``loaded``, ``failed``, ``blocked``
+    #: (disabled, pinned away or replaced in-process) or ``conflict`` (claimed twice).
+    state: PackerState
+    #: Why the state is what it is (the error, the blocking rule), or ``""``.
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a JSON-ready dict."""
+        return asdict(self)
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    return default
+
+
+def _env_names(name: str) -> frozenset[str]:
+    raw = os.environ.get(name, "")
+    return frozenset(normalize_name(part) for part in raw.split(",") if part.strip())
+
+
+def _env_pins(name: str) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for part in os.environ.get(name, "").split(","):
+        packer, sep, dist = part.partition("=")
+        if sep and packer.strip() and dist.strip():
+            pins[normalize_name(packer)] = dist.strip()
+    return pins
+
+
+def _dist_key(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+class PackerRegistry:
+    """Packer classes by name: installed plugins (entry points) and in-process registrations.
+
+    Every argument left as ``None`` is read from the environment when the registry is built
+    and again on :meth:`refresh`:
+
+    - ``autoload`` — ``FEDPACK_PLUGIN_AUTOLOAD`` (default on): discover entry points at all;
+    - ``disabled`` — ``FEDPACK_DISABLE_PLUGINS=a,b``: packer names whose plugins are blocked;
+    - ``strict`` — ``FEDPACK_STRICT_PLUGINS=1``: the first lookup imports every plugin and any
+      broken one, or any conflict, raises;
+    - ``pins`` — ``FEDPACK_PLUGIN_PINS=name=distribution,...``: which distribution wins a
+      name that several installed distributions claim.
+
+    ``paths`` (default ``sys.path`` at scan time) is where installed metadata is looked for.
+    The registry is thread-safe: concurrent lookups import each plugin exactly once.
+    """
+
+    def __init__(
+        self,
+        *,
+        autoload: bool | None = None,
+        disabled: Iterable[str] | None = None,
+        strict: bool | None = None,
+        pins: Mapping[str, str] | None = None,
+        paths: Sequence[str] | None = None,
+        group: str = GROUP,
+    ) -> None:
+        """Build an empty registry; nothing is scanned or imported until first use."""
+        self._args = (autoload, disabled, strict, pins)
+        self._paths = None if paths is None else list(paths)
+        self._group = group
+        self._lock = threading.RLock()
+        self._local: dict[str, type[ParameterPacker[Any]]] = {}
+        self._resolved: dict[str, type[ParameterPacker[Any]]] = {}
+        self._configure()
+        self._reset_plugins()
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def _configure(self) -> None:
+        autoload, disabled, strict, pins = self._args
+        self.autoload = _env_flag("FEDPACK_PLUGIN_AUTOLOAD", True) if autoload is None else autoload
+        self.strict = _env_flag("FEDPACK_STRICT_PLUGINS", False) if strict is None else strict
+        self.disabled = (
+            _env_names("FEDPACK_DISABLE_PLUGINS")
+            if disabled is None
+            else frozenset(normalize_name(n) for n in disabled)
+        )
+        self._pins = (
+            _env_pins("FEDPACK_PLUGIN_PINS")
+            if pins is None
+            else {normalize_name(k): v for k, v in pins.items()}
+        )
+
+    def _reset_plugins(self) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._scan: dict[str, list[EntryPoint]] | None = None
+        self._loaded: dict[tuple[str, str], type[ParameterPacker[Any]]] = {}
+        self._failed: dict[tuple[str, str], PluginLoadError] = {}
+        self._strict_checked = False
+        self._resolved.clear()
+
+    def refresh(self) -> None:
+        """Forget the entry-point scan and plugin load results, and re-read the environment.
+
+        In-process registrations are kept. Call it after installing or removing plugins.
+        """
+        with self._lock:
+            self._configure()
+            self._reset_plugins()
+
+    def pin(self, name: str, distribution: str) -> None:
+        """Make ``distribution`` win ``name`` when several installed distributions claim it."""
+        with self._lock:
+            self._pins[normalize_name(name)] = distribution
+            self._resolved.clear()
+
+    # -- in-process registration ---------------------------------------------------------------
+
+    def register(
+        self, cls: type[ParameterPacker[Any]], *, replace: bool = False
+    ) -> type[ParameterPacker[Any]]:
+        """Register ``cls`` under ``cls.name`` in this process; returns ``cls`` (a decorator).
+
+        A name that is already registered in-process or declared by an installed plugin raises
+        :class:`PackerConflictError` unless ``replace=True``, in which case ``cls`` wins.
+        """
+        name = _class_name(cls, where="register()")
+        with self._lock:
+            if not replace:
+                if name in self._local and self._local[name] is not cls:
+                    raise PackerConflictError(
+                        f"packer {name!r} is already registered in-process by "
+                        f"{_qualname(self._local[name])}; pass replace=True to replace it"
+                    )
+                claims = self._entry_points().get(name, [])
+                if claims and name not in self._local:
+                    raise PackerConflictError(
+                        f"packer {name!r} is already provided by "
+                        f"{', '.join(ep.label for ep in claims)}; pass replace=True to "
+                        "replace it in this process"
+                    )
+            self._local[name] = cls
+            self._resolved.pop(name, None)
+        return cls
+
+    def unregister(self, name: str) -> None:
+        """Remove an in-process registration (installed plugins are unaffected)."""
+        key = normalize_name(name)
+        with self._lock:
+            if self._local.pop(key, None) is None:
+                raise UnknownPackerError(
+                    f"no packer {key!r} is registered in-process", name=key, available=()
+                )
+            self._resolved.pop(key, None)
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def get_packer_class(self, name: str) -> type[ParameterPacker[Any]]:
+        """The packer class registered under ``name`` (case and ``-``/``_`` are normalised)."""
+        if not isinstance(name, str):
+            raise TypeError(f"packer name: expected a str, found {type(name).__name__}")
+        key = normalize_name(name)
+        cls = self._resolved.get(key)
+        if cls is not None:
+            return cls
+        with self._lock:
+            if self.strict and not self._strict_checked:
+                self._load_everything()
+            cls = self._resolve(key)
+            self._resolved[key] = cls
+            return cls
+
+    def get_packer(self, name: str, /, **options: Any) -> ParameterPacker[Any]:
+        """An instance of the packer registered under ``name``, built with ``options``."""
+        return self.get_packer_class(name)(**options)
+
+    def names(self) -> list[str]:
+        """The names that can be asked for (installed or registered, not blocked), sorted."""
+        with self._lock:
+            names = set(self._local)
+            names.update(n for n in self._entry_points() if n not in self.disabled)
+            return sorted(names)
+
+    def list_packers(self) -> list[PackerInfo]:
+        """What is installed and registered, with its state; imports no plugin."""
+        rows: list[PackerInfo] = []
+        with self._lock:
+            eps = self._entry_points()
+            for name in sorted(set(eps) | set(self._local)):
+                local = self._local.get(name)
+                if local is not None:
+                    rows.append(PackerInfo(name, None, None, _qualname(local), "loaded"))
+                claims = eps.get(name, [])
+                chosen = self._choose(name, claims) if claims else None
+                for ep in claims:
+                    rows.append(self._info(name, ep, claims, chosen, local is not None))
+        return rows
+
+    def _info(
+        self,
+        name: str,
+        ep: EntryPoint,
+        claims: list[EntryPoint],
+        chosen: EntryPoint | None,
+        replaced: bool,
+    ) -> PackerInfo:
+        def row(state: PackerState, detail: str = "") -> PackerInfo:
+            return PackerInfo(name, ep.distribution, ep.version, ep.value, state, detail)
+
+        if replaced:
+            return row("blocked", "replaced by an in-process registration")
+        if name in self.disabled:
+            return row("blocked", "disabled by FEDPACK_DISABLE_PLUGINS")
+        if len(claims) > 1 and chosen is None:
+            others = ", ".join(c.label for c in claims if c is not ep)
+            return row("conflict", f"also claimed by {others}")
+        if chosen is not None and chosen is not ep:
+            return row("blocked", f"pinned to {chosen.distribution}")
+        key = (name, ep.path)
+        if key in self._failed:
+            return row("failed", str(self._failed[key]))
+        if key in self._loaded:
+            return row("loaded")
+        return row("available")
+
+    # -- resolution ----------------------------------------------------------------------------
+
+    def _entry_points(self) -> dict[str, list[EntryPoint]]:
+        if self._scan is None:
+            if self.autoload:
+                self._scan = scan(sys.path if self._paths is None else self._paths, self._group)
+            else:
+                self._scan = {}
+        return self._scan
+
+    def _choose(self, name: str, claims: list[EntryPoint]) -> EntryPoint | None:
+        """The entry point that provides ``name``: the only one, the pinned one, or None."""
+        pin = self._pins.get(name)
+        if pin is not None:
+            for ep in claims:
+                if _dist_key(ep.distribution) == _dist_key(pin):
+                    return ep
+            return None
+        return claims[0] if len(claims) == 1 else None
+
+    def _resolve(self, key: str) -> type[ParameterPacker[Any]]:
+        local = self._local.get(key)
+        if local is not None:
+            return local
+        claims = self._entry_points().get(key, [])
+        if claims and key in self.disabled:
+            raise UnknownPackerError(
+                f"packer {key!r} is installed ({claims[0].label}) but blocked by "
+                "FEDPACK_DISABLE_PLUGINS",
+                name=key,
+                available=tuple(self.names()),
+            )
+        if not claims:
+            raise self._unknown(key)
+        chosen = self._choose(key, claims)
+        if chosen is None:
+            labels = " and ".join(ep.label for ep in claims)
+            pin = self._pins.get(key)
+            if pin is not None:
+                raise PackerConflictError(
+                    f"packer {key!r} is pinned to distribution {pin!r}, which does not provide "
+                    f"it; it is claimed by {labels}"
+                )
+            raise PackerConflictError(
+                f"packer {key!r} is claimed by {labels}; uninstall one, or choose one with "
+                f"FEDPACK_PLUGIN_PINS={key}=<distribution> or registry.pin({key!r}, "
+                "<distribution>)"
+            )
+        return self._load(key, chosen)
+
+    def _unknown(self, key: str) -> UnknownPackerError:
+        available = tuple(self.names())
+        message = f"unknown packer {key!r}."
+        close = difflib.get_close_matches(key, available, n=1, cutoff=0.6)
+        if close:
+            message += f" Did you mean {close[0]!r}?"
+        message += f" Installed packers: {', '.join(available) or 'none'}."
+        if not self.autoload:
+            message += " Plugin discovery is off (FEDPACK_PLUGIN_AUTOLOAD=0)."
+        dist = "fedpack-" + key.replace("_", "-")
+        message += f" If {key!r} is published as a plugin, install it: pip install {dist}"
+        return UnknownPackerError(message, name=key, available=available)
+
+    def _load(self, key: str, ep: EntryPoint) -> type[ParameterPacker[Any]]:
+        slot = (key, ep.path)
+        if slot in self._loaded:
+            return self._loaded[slot]
+        if slot in self._failed:
+            raise self._failed[slot]
+        try:
+            classes = self._import_and_register(key, ep)
+        except PluginLoadError as exc:
+            self._failed[slot] = exc
+            raise
+        for cls_name, cls in classes.items():
+            self._loaded[(cls_name, ep.path)] = cls
+        return classes[key]
+
+    def _import_and_register(
+        self, key: str, ep: EntryPoint
+    ) -> dict[str, type[ParameterPacker[Any]]]:
+        where = f"plugin {ep.label} (entry point {key} = {ep.value})"
+        try:
+            plugin = _load_entry_point(ep.value)
+        except Exception as exc:
+            raise PluginLoadError(f"{where} failed to import: {exc!r}") from exc
+        if self._pm.is_registered(plugin):
+            raise PluginLoadError(
+                f"{where} registers no packer named {key!r} (its hook already ran for another "
+                "entry point)"
+            )
+        collected: dict[str, type[ParameterPacker[Any]]] = {}
+
+        def register(cls: type[ParameterPacker[Any]], /) -> None:
+            name = _class_name(cls, where=f"{where}: register()")
+            if name in collected:
+                raise PluginLoadError(f"{where} registered packer {name!r} twice")
+            collected[name] = cls
+
+        declared = {
+            name
+            for name, claims in self._entry_points().items()
+            if any(c.path == ep.path for c in claims)
+        }
+        try:
+            self._pm.register(plugin, name=f"{ep.distribution}:{key}")
+            self._pm.check_pending()
+            others = [p for p in self._pm.get_plugins() if p is not plugin]
+            caller = self._pm.subset_hook_caller("fedpack_register_packers", others)
+            caller(register=register)
+            if key not in collected:
+                found = ", ".join(sorted(collected)) or "nothing"
+                raise PluginLoadError(
+                    f"{where} registers no packer named {key!r} (it registered {found}); does "
+                    "it implement fedpack_register_packers with @fedpack.hookimpl?"
+                )
+            undeclared = sorted(set(collected) - declared)
+            if undeclared:
+                raise PluginLoadError(
+                    f"{where} registered {', '.join(map(repr, undeclared))}, which its "
+                    f"distribution does not declare under the {self._group!r} entry points"
+                )
+        except Exception as exc:
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)  # roll back: nothing of this plugin stays
+            if isinstance(exc, PluginLoadError):
+                raise
+            raise PluginLoadError(f"{where} failed to register: {exc!r}") from exc
+        return collected
+
+    def _load_everything(self) -> None:
+        """Strict mode: import every discovered plugin now and raise on the first problem."""
+        for name in sorted(self._entry_points()):
+            if name not in self.disabled and name not in self._local:
+                self._resolve(name)
+        self._strict_checked = True
+
+
+def _class_name(cls: object, *, where: str) -> str:
+    if not isinstance(cls, type) or not issubclass(cls, ParameterPacker):
+        raise TypeError(f"{where}: expected a subclass of fedpack.ParameterPacker, found {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{where}: {_qualname(cls)} does not set a str class attribute 'name'")
+    if normalize_name(name) != name:
+        raise TypeError(
+            f"{where}: {_qualname(cls)}.name must be lower-case [a-z0-9_], found {name!r}"
+        )
+    return name
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _load_entry_point(value: str) -> object:
+    module_name, _, attrs = value.partition(":")
+    obj: object = importlib.import_module(module_name.strip())
+    for attr in filter(None, attrs.strip().split(".")):
+        obj = getattr(obj, attr)
+    return obj

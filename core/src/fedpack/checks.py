@@ -1,0 +1,154 @@
+"""Validation helpers shared by every packer.
+
+Plugins call these instead of writing their own checks, so that every packer rejects bad input
+the same way and with the same kind of message: what was expected, what was found, and where.
+Every failure raises :class:`fedpack.PackingError`; nothing here uses ``assert``, so the checks
+hold under ``python -O``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._errors import PackingError
+from ._typing import NDArray, NDArrays
+
+__all__ = [
+    "array_list",
+    "describe",
+    "finite_scalar",
+    "names_from_array",
+    "names_to_array",
+    "scalar_from_array",
+    "unique_names",
+]
+
+
+def describe(value: object) -> str:
+    """Describe ``value`` for an error message: an array's dtype and shape, else its type."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {value.shape}"
+    return f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+
+
+def array_list(value: object, *, what: str, offset: int = 0) -> NDArrays:
+    """Check that ``value`` is a sequence of numpy arrays without object dtypes.
+
+    Returns a new ``list`` holding the same array objects (no array is copied). A bare array, a
+    string or a mapping is rejected rather than iterated. ``offset`` is added to the array index
+    in messages, for lists that are a slice of a larger payload.
+    """
+    if isinstance(value, (np.ndarray, str, bytes, dict)) or not isinstance(value, Sequence):
+        raise PackingError(f"{what}: expected a list of numpy arrays, found {describe(value)}")
+    arrays = list(value)
+    for index, array in enumerate(arrays):
+        if not isinstance(array, np.ndarray):
+            raise PackingError(
+                f"{what}: expected a numpy array at index {index + offset}, found {describe(array)}"
+            )
+        if array.dtype.hasobject:
+            raise PackingError(
+                f"{what}: array {index + offset} has dtype {array.dtype}, which holds Python "
+                "objects; object arrays are never packed (they would need pickle)"
+            )
+    return arrays
+
+
+def finite_scalar(value: object, *, what: str) -> float:
+    """Check a scalar given to ``pack_parameters``: a finite real number.
+
+    Accepts Python ``int``/``float`` (``bool`` included), numpy real scalars and 0-d real
+    arrays; returns it as a Python ``float``. Complex, non-finite, non-numeric and
+    multi-element values are rejected.
+    """
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise PackingError(
+                f"{what}: expected a scalar (a number or a 0-d array), found {describe(value)}"
+            )
+        value = value[()]
+    if isinstance(value, (np.bool_, np.integer, np.floating, numbers.Real)):
+        number = float(value)
+    else:
+        raise PackingError(f"{what}: expected a real number, found {describe(value)}")
+    if not math.isfinite(number):
+        raise PackingError(f"{what}: expected a finite number, found {number}")
+    return number
+
+
+def scalar_from_array(array: NDArray, *, what: str, where: str) -> float:
+    """Read a received scalar array (0-d, or shape ``(1,)``) as a finite Python ``float``.
+
+    The shape ``(1,)`` form is what FL4Health's server sends in the first round.
+    """
+    if array.shape not in ((), (1,)):
+        raise PackingError(
+            f"{what} ({where}): expected a 0-d or shape (1,) array, found {describe(array)}"
+        )
+    if array.dtype.kind not in "biuf":
+        raise PackingError(
+            f"{what} ({where}): expected a boolean, integer or floating dtype, "
+            f"found {describe(array)}"
+        )
+    number = float(array.reshape(()))
+    if not math.isfinite(number):
+        raise PackingError(f"{what} ({where}): expected a finite number, found {number}")
+    return number
+
+
+def unique_names(value: object, *, what: str, count: int | None = None) -> list[str]:
+    """Check a list of tensor names: non-empty ``str`` without NUL, unique, ``count`` of them.
+
+    A bare ``str`` is rejected rather than iterated character by character.
+    """
+    if isinstance(value, (str, bytes, np.ndarray)) or not isinstance(value, Sequence):
+        raise PackingError(f"{what}: expected a list of str, found {describe(value)}")
+    names = list(value)
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise PackingError(f"{what}: expected a str at index {index}, found {describe(name)}")
+        if not name:
+            raise PackingError(f"{what}: expected a non-empty name at index {index}, found ''")
+        if "\x00" in name:
+            raise PackingError(f"{what}: name at index {index} contains a NUL character: {name!r}")
+        if name in seen:
+            raise PackingError(
+                f"{what}: expected unique names, found {name!r} at indices {seen[name]} and {index}"
+            )
+        seen[name] = index
+    if count is not None and len(names) != count:
+        raise PackingError(f"{what}: expected {count} names, found {len(names)}")
+    return names
+
+
+def names_to_array(names: list[str]) -> NDArray:
+    """Encode names exactly as FL4Health does: ``np.array(names)`` (``<U{maxlen}``, shape ``(k,)``).
+
+    An empty list gives FL4Health's float64 array of shape ``(0,)``.
+    """
+    return np.array(names)
+
+
+def names_from_array(array: NDArray, *, what: str, where: str) -> list[str]:
+    """Decode a names array: 1-D unicode (or the empty float64 array FL4Health sends for ``[]``).
+
+    The result is checked with :func:`unique_names`.
+    """
+    if array.ndim != 1:
+        raise PackingError(
+            f"{what} ({where}): expected a 1-D array of str, found {describe(array)}"
+        )
+    if array.size == 0:
+        return []
+    if array.dtype.kind != "U":
+        raise PackingError(
+            f"{what} ({where}): expected a unicode (<U) array of names, found {describe(array)}"
+        )
+    decoded: list[Any] = array.tolist()
+    return unique_names(decoded, what=f"{what} ({where})")

@@ -1,0 +1,311 @@
+r"""The trailing frame that makes a packed payload self-describing.
+
+A framed payload is the packer's arrays followed by ONE frame array: a 1-D ``uint8`` array laid
+out as::
+
+    offset  size  content
+    0       8     magic b"FEDPACK\x00"
+    8       1     format version (currently 1)
+    9       4     CRC-32 of the body, little-endian unsigned
+    13      n     body: a UTF-8 JSON object
+
+The body holds four keys and nothing else::
+
+    {"packer": "scaffold",
+     "sections": [["weights", 62], ["control_variates", 48]],
+     "options": {...},   # constructor options the receiver needs to rebuild the packer
+     "meta": {...}}      # per-payload facts the packer's decoder needs (e.g. encodings)
+
+The section counts add up to the number of arrays before the frame. Decoding is bounded
+(:data:`MAX_FRAME_BYTES`), never evaluates or unpickles anything, verifies the checksum and the
+schema, and rejects an unknown format version with an error that says which versions this
+fedpack reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._errors import PackingError
+from ._typing import JSONValue, NDArray, NDArrays
+from .checks import describe
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_FRAME_BYTES",
+    "Frame",
+    "Sections",
+    "decode_frame",
+    "encode_frame",
+    "is_frame",
+    "read_frame",
+]
+
+#: The first bytes of every frame array.
+MAGIC = b"FEDPACK\x00"
+#: The format version this fedpack writes; also the only one it reads.
+FORMAT_VERSION = 1
+#: Frames larger than this are refused before any parsing (1 MiB).
+MAX_FRAME_BYTES = 1 << 20
+
+_HEADER = len(MAGIC) + 1 + 4
+_NAME = re.compile(r"[a-z0-9_]+\Z")
+_KEYS = frozenset({"packer", "sections", "options", "meta"})
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The decoded content of a frame: who packed the payload and how it splits."""
+
+    #: Registry name of the packer that produced the payload.
+    packer: str
+    #: ``(section name, number of arrays)`` in payload order; the first section is the weights.
+    sections: tuple[tuple[str, int], ...]
+    #: Constructor options for :func:`fedpack.get_packer` on the receiving side.
+    options: Mapping[str, JSONValue] = field(default_factory=dict)
+    #: Per-payload facts for the packer's decoder.
+    meta: Mapping[str, JSONValue] = field(default_factory=dict)
+
+    @property
+    def array_count(self) -> int:
+        """Number of arrays the payload holds before the frame."""
+        return sum(count for _, count in self.sections)
+
+
+def encode_frame(frame: Frame) -> NDArray:
+    """Encode ``frame`` as the 1-D ``uint8`` array that ends a framed payload."""
+    _check_name(frame.packer, where="frame packer name")
+    _check_sections(frame.sections)
+    try:
+        body = json.dumps(
+            {
+                "packer": frame.packer,
+                "sections": [[name, count] for name, count in frame.sections],
+                "options": dict(frame.options),
+                "meta": dict(frame.meta),
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+            allow_nan=False,
+            ensure_ascii=False,
+        ).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise PackingError(
+            f"frame for packer {frame.packer!r}: options and meta must be JSON values "
+            f"(str, int, finite float, bool, None, lists, str-keyed dicts): {exc}"
+        ) from exc
+    data = MAGIC + bytes([FORMAT_VERSION]) + zlib.crc32(body).to_bytes(4, "little") + body
+    if len(data) > MAX_FRAME_BYTES:
+        raise PackingError(
+            f"frame for packer {frame.packer!r}: expected at most {MAX_FRAME_BYTES} bytes, "
+            f"found {len(data)}"
+        )
+    return np.frombuffer(bytearray(data), dtype=np.uint8)
+
+
+def is_frame(array: object) -> bool:
+    """Tell cheaply whether ``array`` looks like a frame (1-D ``uint8`` starting with the magic)."""
+    return (
+        isinstance(array, np.ndarray)
+        and array.dtype == np.uint8
+        and array.ndim == 1
+        and array.size >= _HEADER
+        and array[: len(MAGIC)].tobytes() == MAGIC
+    )
+
+
+def read_frame(packed: Sequence[NDArray]) -> Frame:
+    """Decode the frame at the end of ``packed`` and check the counts add up.
+
+    A payload without a frame (for instance one packed with ``framed=False`` or by FL4Health)
+    gets an error that says so.
+    """
+    if len(packed) == 0:
+        raise PackingError(
+            "expected a framed payload ending in a fedpack frame, found an empty list"
+        )
+    last = packed[-1]
+    if not is_frame(last):
+        raise PackingError(
+            "expected a fedpack frame as the last array (1-D uint8 starting with "
+            f"{MAGIC!r}), found {describe(last)} at index {len(packed) - 1}; the payload was "
+            "not packed by a framed fedpack packer (use framed=False for FL4Health's layout)"
+        )
+    frame = decode_frame(last, where=f"index {len(packed) - 1}")
+    if frame.array_count != len(packed) - 1:
+        raise PackingError(
+            f"frame of packer {frame.packer!r} describes {frame.array_count} arrays "
+            f"({_fmt_sections(frame.sections)}), found {len(packed) - 1} before the frame"
+        )
+    return frame
+
+
+def decode_frame(array: NDArray, *, where: str = "frame") -> Frame:
+    """Decode and validate one frame array."""
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 1:
+        raise PackingError(f"frame ({where}): expected a 1-D uint8 array, found {describe(array)}")
+    if array.size > MAX_FRAME_BYTES:
+        raise PackingError(
+            f"frame ({where}): expected at most {MAX_FRAME_BYTES} bytes, found {array.size}"
+        )
+    data = array.tobytes()
+    if len(data) < _HEADER or data[: len(MAGIC)] != MAGIC:
+        raise PackingError(
+            f"frame ({where}): expected the magic {MAGIC!r} and a {_HEADER}-byte header, "
+            f"found {data[: len(MAGIC)]!r} in {len(data)} bytes"
+        )
+    version = data[len(MAGIC)]
+    if version != FORMAT_VERSION:
+        raise PackingError(
+            f"frame ({where}): format version {version} is not supported; this fedpack reads "
+            f"version {FORMAT_VERSION} (upgrade fedpack to read newer payloads)"
+        )
+    body = data[_HEADER:]
+    crc = int.from_bytes(data[len(MAGIC) + 1 : _HEADER], "little")
+    if zlib.crc32(body) != crc:
+        raise PackingError(
+            f"frame ({where}): checksum mismatch (expected {crc:#010x}, found "
+            f"{zlib.crc32(body):#010x}); the frame is corrupted"
+        )
+    try:
+        content = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PackingError(f"frame ({where}): expected a UTF-8 JSON object: {exc}") from exc
+    return _frame_from_json(content, where=where)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _frame_from_json(content: object, *, where: str) -> Frame:
+    if not isinstance(content, dict) or set(content) != _KEYS:
+        found = sorted(content) if isinstance(content, dict) else type(content).__name__
+        raise PackingError(
+            f"frame ({where}): expected a JSON object with keys {sorted(_KEYS)}, found {found}"
+        )
+    packer = content["packer"]
+    if not isinstance(packer, str):
+        raise PackingError(f"frame ({where}): expected a str packer name, found {describe(packer)}")
+    _check_name(packer, where=f"frame ({where}) packer name")
+    raw_sections = content["sections"]
+    if not isinstance(raw_sections, list):
+        raise PackingError(
+            f"frame ({where}): expected a list of [name, count] sections, "
+            f"found {describe(raw_sections)}"
+        )
+    sections: list[tuple[str, int]] = []
+    for item in raw_sections:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], int)
+            or isinstance(item[1], bool)
+        ):
+            raise PackingError(
+                f"frame ({where}): expected each section as [name, count], found {item!r}"
+            )
+        sections.append((item[0], item[1]))
+    _check_sections(tuple(sections), where=f"frame ({where})")
+    for key in ("options", "meta"):
+        if not isinstance(content[key], dict):
+            raise PackingError(
+                f"frame ({where}): expected {key} to be a JSON object, "
+                f"found {describe(content[key])}"
+            )
+    return Frame(packer, tuple(sections), content["options"], content["meta"])
+
+
+def _check_name(name: str, *, where: str) -> None:
+    if not _NAME.match(name):
+        raise PackingError(f"{where}: expected a name of [a-z0-9_], found {name!r}")
+
+
+def _check_sections(sections: tuple[tuple[str, int], ...], *, where: str = "frame") -> None:
+    if not sections or sections[0][0] != "weights":
+        raise PackingError(
+            f"{where}: expected the first section to be 'weights', found {_fmt_sections(sections)}"
+        )
+    names = [name for name, _ in sections]
+    if len(set(names)) != len(names):
+        raise PackingError(f"{where}: expected unique section names, found {names}")
+    for name, count in sections:
+        _check_name(name, where=f"{where} section name")
+        if count < 0:
+            raise PackingError(f"{where}: section {name!r} has a negative count {count}")
+
+
+def _fmt_sections(sections: Sequence[tuple[str, int]]) -> str:
+    return ", ".join(f"{name}={count}" for name, count in sections) or "no sections"
+
+
+class Sections(Mapping[str, NDArrays]):
+    """A payload split into named sections, in order, remembering where each one starts.
+
+    ``sections["weights"]`` is a list of arrays; :meth:`one` fetches a one-array section and
+    :meth:`where` formats an array's position for error messages.
+    """
+
+    def __init__(self, parts: Sequence[tuple[str, NDArrays]]) -> None:
+        """Build from ``(name, arrays)`` pairs in payload order."""
+        self._parts: dict[str, NDArrays] = {}
+        self._starts: dict[str, int] = {}
+        start = 0
+        for name, arrays in parts:
+            self._parts[name] = arrays
+            self._starts[name] = start
+            start += len(arrays)
+
+    @classmethod
+    def split(cls, packed: Sequence[NDArray], counts: Sequence[tuple[str, int]]) -> Sections:
+        """Split ``packed`` by ``(name, count)`` pairs, which must add up to its length."""
+        total = sum(count for _, count in counts)
+        if total != len(packed):
+            raise PackingError(
+                f"expected {total} arrays ({_fmt_sections(counts)}), found {len(packed)}"
+            )
+        parts: list[tuple[str, NDArrays]] = []
+        start = 0
+        for name, count in counts:
+            parts.append((name, list(packed[start : start + count])))
+            start += count
+        return cls(parts)
+
+    def __getitem__(self, name: str) -> NDArrays:
+        try:
+            return self._parts[name]
+        except KeyError:
+            raise PackingError(
+                f"expected a section {name!r}, found sections {list(self._parts)}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def counts(self) -> tuple[tuple[str, int], ...]:
+        """``(name, number of arrays)`` for every section, in payload order."""
+        return tuple((name, len(arrays)) for name, arrays in self._parts.items())
+
+    def one(self, name: str) -> NDArray:
+        """The single array of section ``name``; an error if the section holds another count."""
+        arrays = self[name]
+        if len(arrays) != 1:
+            raise PackingError(f"section {name!r}: expected 1 array, found {len(arrays)}")
+        return arrays[0]
+
+    def where(self, name: str, index: int = 0) -> str:
+        """Describe the position of item ``index`` of section ``name`` for an error message."""
+        self[name]
+        return f"array {self._starts[name] + index}, {name}[{index}]"
