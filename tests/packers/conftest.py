@@ -1,4 +1,4 @@
-"""Make the helper modules beside these tests importable (pytest runs with --import-mode=importlib)."""
+"""Make the helper modules beside these tests importable (tests use --import-mode=importlib)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ validates anything -- that is the point: the quirks tests show what it lets thro
 Packing is list concatenation and unpacking is list slicing; no array is ever copied.
 """
 
+# ruff: noqa: RUF005  (list concatenation kept as FL4Health writes it)
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -66,7 +68,7 @@ class ParameterPackerAdaptiveConstraint(ParameterPacker[float]):
         model_parameters = packed_parameters[:split_size]
         extra_adaptive_variable = packed_parameters[split_size:][0]
         # FL4Health's only guard is an assert (gone under python -O); kept as-is on purpose.
-        assert isinstance(extra_adaptive_variable, np.ndarray)  # noqa: S101
+        assert isinstance(extra_adaptive_variable, np.ndarray)
         return model_parameters, float(extra_adaptive_variable)
 
 

@@ -31,15 +31,16 @@ def _check_round_trip(name: str, framed: bool, weights: list[Any], extra: Any) -
     p = packer(name, framed=framed, weights=weights)
     packed = p.pack_parameters(weights, extra)
     # no copies: the payload holds the very weight objects, in order
-    assert all(a is b for a, b in zip(packed, weights))
+    assert all(a is b for a, b in zip(packed, weights, strict=False))
     assert bool(packed) and is_frame(packed[-1]) if framed else not any(map(is_frame, packed))
     got_weights, got_extra = p.unpack_parameters(packed)
     assert len(got_weights) == len(weights)
-    assert all(a is b for a, b in zip(got_weights, weights))
+    assert all(a is b for a, b in zip(got_weights, weights, strict=True))
     assert same_extra(name, got_extra, extra)
     if name == "scaffold":
-        assert all(a is b for a, b in zip(got_extra, extra))
-        assert all(a is b for a, b in zip(packed[len(weights) :], extra))
+        assert all(a is b for a, b in zip(got_extra, extra, strict=True))
+        cv_slice = packed[len(weights) : len(weights) + len(extra)]
+        assert all(a is b for a, b in zip(cv_slice, extra, strict=True))
     # what Flower ships: every array through np.save / np.load(allow_pickle=False)
     shipped_weights, shipped_extra = p.unpack_parameters(through_npy(packed))
     assert all(map(same_array, shipped_weights, weights))
