@@ -12,7 +12,7 @@ import numpy as np
 
 from ._errors import PackingError
 from ._typing import JSONValue, NDArray, NDArrays
-from .checks import array_list, describe, finite_scalar, scalar_from_array
+from .checks import array_list, describe, expect_sections, finite_scalar, scalar_from_array
 from .frame import Frame, Sections, encode_frame, is_frame, read_frame
 
 __all__ = ["Encoded", "ParameterPacker", "ScalarPacker"]
@@ -171,6 +171,7 @@ class ScalarPacker(ParameterPacker[float]):
 
     def decode(self, sections: Sections, meta: Mapping[str, JSONValue]) -> tuple[NDArrays, float]:
         """Return the weights and the scalar as a Python ``float``."""
+        expect_sections(sections, ("weights", self.section), what=self.name)
         value = scalar_from_array(
             sections.one(self.section), what=self.section, where=sections.where(self.section)
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from ._typing import NDArray, NDArrays
 __all__ = [
     "array_list",
     "describe",
+    "expect_sections",
     "finite_scalar",
     "names_from_array",
     "names_to_array",
@@ -57,6 +58,17 @@ def array_list(value: object, *, what: str, offset: int = 0) -> NDArrays:
                 "objects; object arrays are never packed (they would need pickle)"
             )
     return arrays
+
+
+def expect_sections(sections: Mapping[str, object], expected: Sequence[str], *, what: str) -> None:
+    """Check that a split payload holds exactly the sections ``expected``, in that order.
+
+    A frame that names other sections (a corrupted frame, or one written for another version of
+    the packer) is rejected rather than silently ignoring or dropping arrays.
+    """
+    found = list(sections)
+    if found != list(expected):
+        raise PackingError(f"{what}: expected the sections {list(expected)}, found {found}")
 
 
 def finite_scalar(value: object, *, what: str) -> float:

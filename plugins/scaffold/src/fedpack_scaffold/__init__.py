@@ -1,0 +1,123 @@
+"""The ``scaffold`` packer: model weights followed by SCAFFOLD control variates.
+
+Layout (FL4Health's ``ParameterPackerWithControlVariates``): ``weights + control_variates``,
+two sections ``("weights", n)`` and ``("control_variates", m)``. In the framed layout (the
+default) the frame carries ``n`` and ``m``, so unpacking needs no ``size_of_model_params``; in
+FL4Health's layout (``framed=False``) the split point must be given.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import ClassVar, SupportsIndex
+
+import fedpack
+from fedpack import Encoded, NDArrays, PackingError, Sections
+from fedpack.checks import array_list, describe, expect_sections
+
+__all__ = ["ScaffoldPacker", "fedpack_register_packers"]
+
+_SECTIONS = ("weights", "control_variates")
+
+
+class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
+    """Weights plus SCAFFOLD control variates.
+
+    Server to client: the global model weights followed by the server control variates ``c``.
+    Client to server: the client's updated weights followed by its control variate update
+    (``delta c_i``). Weights come from the model's ``state_dict()`` and so include buffers such as
+    BatchNorm's ``running_mean``, ``running_var`` and the 0-d ``num_batches_tracked``; control
+    variates exist only for trainable parameters. The two counts therefore differ, and the
+    split point is not implied by the payload unless it is framed.
+
+    ``size_of_model_params`` is the number of weight arrays (FL4Health's constructor argument):
+
+    - framed layout (``framed=True``, the default): optional. The frame records both counts.
+      When given, it is checked against the weights given to ``pack_parameters`` and against
+      the frame of every payload unpacked, and a mismatch raises :class:`fedpack.PackingError`
+      naming both numbers. It is not written into the frame, so :func:`fedpack.unpack` works
+      from the frame alone.
+    - FL4Health's layout (``framed=False``): required to unpack (the payload cannot say where
+      the weights end) and it must not exceed the number of arrays received.
+
+    A bad constructor argument raises ``TypeError`` (not an integer, or a ``bool``) or
+    ``ValueError`` (negative), as for any Python constructor; bad payloads and bad data given
+    to ``pack_parameters`` raise :class:`fedpack.PackingError`.
+    """
+
+    name: ClassVar[str] = "scaffold"
+
+    def __init__(self, size_of_model_params: int | None = None, *, framed: bool = True) -> None:
+        """Create the packer; see the class docstring for ``size_of_model_params``."""
+        super().__init__(framed=framed)
+        #: Number of weight arrays before the control variates, or ``None`` if not known.
+        self.size_of_model_params = _count_or_none(size_of_model_params)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(size_of_model_params={self.size_of_model_params!r}, "
+            f"framed={self.framed!r})"
+        )
+
+    def encode(self, model_weights: NDArrays, additional_parameters: NDArrays) -> Encoded:
+        """Check the control variates (a list of arrays) and append them to the weights."""
+        self._check_weight_count(len(model_weights), source="the weights given to pack")
+        control_variates = array_list(
+            additional_parameters, what="scaffold: additional_parameters (control variates)"
+        )
+        return Encoded([("weights", model_weights), ("control_variates", control_variates)])
+
+    def decode(self, sections: Sections, meta: Mapping[str, object]) -> tuple[NDArrays, NDArrays]:
+        """Return the weights and the control variates, checking the weight count if known."""
+        expect_sections(sections, _SECTIONS, what="scaffold")
+        weights = sections["weights"]
+        control_variates = sections["control_variates"]
+        self._check_weight_count(
+            len(weights),
+            source=f"the payload's frame ({len(control_variates)} control variates)",
+        )
+        return weights, control_variates
+
+    def split_unframed(self, packed: NDArrays) -> Sections:
+        """Split at ``size_of_model_params``, which FL4Health's layout requires."""
+        n = self.size_of_model_params
+        if n is None:
+            raise PackingError(
+                "scaffold (framed=False): unpacking FL4Health's layout needs "
+                "size_of_model_params, the number of weight arrays before the control variates, "
+                "found None; pass get_packer('scaffold', size_of_model_params=n, framed=False)"
+            )
+        if n > len(packed):
+            raise PackingError(
+                f"scaffold (framed=False): expected at least size_of_model_params={n} arrays "
+                f"(the weights, then the control variates), found {len(packed)}"
+            )
+        return Sections.split(packed, [("weights", n), ("control_variates", len(packed) - n)])
+
+    def _check_weight_count(self, found: int, *, source: str) -> None:
+        expected = self.size_of_model_params
+        if expected is not None and found != expected:
+            raise PackingError(
+                f"scaffold: size_of_model_params is {expected} but {source} holds {found} "
+                f"weight arrays; the sender's model and this packer disagree"
+            )
+
+
+def _count_or_none(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
+        raise TypeError(
+            f"size_of_model_params: expected a non-negative int or None, found {describe(value)}"
+        )
+    count = operator.index(value)
+    if count < 0:
+        raise ValueError(f"size_of_model_params: expected a non-negative int, found {count}")
+    return count
+
+
+@fedpack.hookimpl
+def fedpack_register_packers(register: fedpack.hookspecs.RegisterPacker) -> None:
+    """Register :class:`ScaffoldPacker` as ``scaffold``."""
+    register(ScaffoldPacker)
