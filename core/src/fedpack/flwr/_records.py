@@ -265,9 +265,7 @@ def pop_extras(
             continue
         content = message.content
         try:
-            _, extra = from_record_dict(
-                content, packer, arrays_key=arrays_key, extra_key=extra_key
-            )
+            _, extra = from_record_dict(content, packer, arrays_key=arrays_key, extra_key=extra_key)
         except PackingError as exc:
             src = getattr(getattr(message, "metadata", None), "src_node_id", "?")
             raise PackingError(f"reply {index} (node {src}): {exc}") from exc
