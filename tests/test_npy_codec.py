@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import struct
 import warnings
@@ -16,7 +17,9 @@ from hypothesis.extra import numpy as hnp
 
 from fedpack._errors import FedpackError, PackingError
 from fedpack._npy import (
+    _CANONICAL_HEADER,
     MAX_HEADER_SIZE,
+    _header_dict,
     decode_array,
     decode_arrays,
     encode_array,
@@ -464,6 +467,13 @@ def test_decode_garbage_header(text: str) -> None:
         decode_array(raw_npy(text, b"\0" * 8))
 
 
+@pytest.mark.filterwarnings("error")
+def test_decode_header_warning_as_error() -> None:
+    text = "{'descr': '<f\\y', 'fortran_order': False, 'shape': (1,)}"
+    with pytest.raises(PackingError, match=r"expected an npy header dict literal"):
+        decode_array(raw_npy(text, b"\0" * 8))
+
+
 def test_decode_header_not_a_dict() -> None:
     with pytest.raises(PackingError, match=r"expected an npy header dict at offset 10, found list"):
         decode_array(raw_npy("['descr', 'shape']", b""))
@@ -528,3 +538,48 @@ def test_decode_arrays_names_index() -> None:
     bufs[3] = bufs[3][:-1]
     with pytest.raises(PackingError, match=r"^array 3: expected 16 data bytes .*truncated"):
         decode_arrays(bufs)
+
+
+# --------------------------------------------------------------------------------------
+# The header fast path must agree with ast.literal_eval
+# --------------------------------------------------------------------------------------
+
+NEAR_CANONICAL_HEADERS = st.builds(
+    "{{'descr': '{}', 'fortran_order': {}, 'shape': ({}), }}{}".format,
+    st.sampled_from(["<f4", "|b1", "<U7", ">c16", "<M8[ns]", "|O", "x\\y", "<f4'", "'"]),
+    st.sampled_from(["True", "False", "0", "None"]),
+    st.lists(st.sampled_from(["0", "00", "05", "7", "12", "18446744073709551616", " "]))
+    .map(", ".join)
+    .flatmap(lambda s: st.sampled_from([s, s + ",", s + ", "])),
+    st.sampled_from(["", " ", "   \n", "\n", "\t\n", "\n\n", "x"]),
+)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::SyntaxWarning")
+@settings(max_examples=1000)
+@given(text=NEAR_CANONICAL_HEADERS)
+def test_property_header_fast_path_agrees_with_literal_eval(text: str) -> None:
+    try:
+        want: object = ast.literal_eval(text)
+    except (SyntaxError, ValueError):
+        want = PackingError
+    try:
+        got: object = _header_dict(text, 10)
+    except PackingError:
+        got = PackingError
+    assert got == want
+    if _CANONICAL_HEADER.fullmatch(text):
+        assert isinstance(got, dict)
+        assert isinstance(got["shape"], tuple)
+
+
+def test_header_fast_path_taken_for_np_save_headers() -> None:
+    for arr in (
+        np.zeros((3, 4), "<f4"),
+        np.zeros((), ">i8"),
+        np.zeros(0, "<U7"),
+        np.zeros(2, "M8[ns]"),
+    ):
+        data = encode_array(arr)
+        text = data[10 : len(data) - arr.nbytes].decode("latin1")
+        assert _CANONICAL_HEADER.fullmatch(text), text

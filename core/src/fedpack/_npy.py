@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import struct
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -50,6 +51,16 @@ _HEADER_SIZE_INFO: dict[tuple[int, int], tuple[str, str]] = {
     (3, 0): ("<I", "utf8"),
 }
 _EXPECTED_KEYS = frozenset({"descr", "fortran_order", "shape"})
+# The header np.save writes for a non-structured dtype, e.g.
+# "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }" + spaces + newline.
+# Matches only text that ast.literal_eval would turn into the same dict; anything else
+# (structured dtypes, other writers) takes the literal_eval path.
+_INT = r"(?:0|[1-9][0-9]{0,18})"
+_CANONICAL_HEADER = re.compile(
+    r"\{'descr': '([<>|=]?[A-Za-z][A-Za-z0-9]{0,7}(?:\[[0-9]{0,4}[A-Za-z]{1,2}\])?)', "
+    r"'fortran_order': (True|False), "
+    rf"'shape': \(((?:{_INT},|{_INT}(?:, {_INT})+,?)?)\), \}} *\n?"
+)
 # What numpy raises on a malformed dtype descriptor.
 _DESCR_ERRORS = (
     TypeError,
@@ -186,6 +197,28 @@ def _as_byte_view(buf: object) -> memoryview:
     return view
 
 
+def _header_dict(text: str, start: int) -> object:
+    """Evaluate the header literal: a regex fast path for numpy's canonical form, else
+    :func:`ast.literal_eval`, which only builds literals (never calls or looks names up).
+    """
+    fast = _CANONICAL_HEADER.fullmatch(text)
+    if fast is not None:
+        descr, fortran_order, shape = fast.groups()
+        return {
+            "descr": descr,
+            "fortran_order": fortran_order == "True",
+            "shape": tuple(int(n) for n in shape.split(",") if n),
+        }
+    try:
+        return ast.literal_eval(text)
+    # Warning: odd escapes warn while parsing, and raise under "-W error".
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError, Warning):
+        raise PackingError(
+            f"expected an npy header dict literal at offset {start}, "
+            f"found unparsable text {text[:80]!r}"
+        ) from None
+
+
 def _parse_header(view: memoryview) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
     """Parse and validate an npy header; return shape, fortran order, dtype, data offset."""
     total = view.nbytes
@@ -230,14 +263,7 @@ def _parse_header(view: memoryview) -> tuple[tuple[int, ...], bool, np.dtype[Any
             f"expected an npy header encoded as {encoding}, found undecodable bytes "
             f"at offset {start + exc.start}"
         ) from None
-    try:
-        # literal_eval only builds literals: it never calls, imports or looks names up.
-        header = ast.literal_eval(text)
-    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
-        raise PackingError(
-            f"expected an npy header dict literal at offset {start}, "
-            f"found unparsable text {text[:80]!r}"
-        ) from None
+    header = _header_dict(text, start)
     if not isinstance(header, dict):
         raise PackingError(
             f"expected an npy header dict at offset {start}, found {type(header).__name__}"
