@@ -1,0 +1,97 @@
+"""A numpy-only re-implementation of FL4Health 0.4.2's parameter packers, for interop tests.
+
+FL4Health 0.4.2 (``fl4health/parameter_exchange/parameter_packer.py``) does not install beside a
+current stack (it pins Python <3.11, numpy<2, torch 2.6 and flwr 1.18), so the tests compare
+fedpack's ``framed=False`` output with this faithful copy of its logic instead: same method and
+keyword names, same list operations, same conversions, same (missing) checks. Nothing here
+validates anything -- that is the point: the quirks tests show what it lets through.
+
+Packing is list concatenation and unpacking is list slicing; no array is ever copied.
+"""
+
+# ruff: noqa: RUF005  (list concatenation kept as FL4Health writes it)
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+NDArrays = list[npt.NDArray[Any]]
+T = TypeVar("T")
+
+
+class ParameterPacker(ABC, Generic[T]):
+    @abstractmethod
+    def pack_parameters(self, model_weights: NDArrays, additional_parameters: T) -> NDArrays:
+        raise NotImplementedError
+
+    @abstractmethod
+    def unpack_parameters(self, packed_parameters: NDArrays) -> tuple[NDArrays, T]:
+        raise NotImplementedError
+
+
+class ParameterPackerWithControlVariates(ParameterPacker[NDArrays]):
+    def __init__(self, size_of_model_params: int) -> None:
+        self.size_of_model_params = size_of_model_params
+        super().__init__()
+
+    def pack_parameters(self, model_weights: NDArrays, additional_parameters: NDArrays) -> NDArrays:
+        return model_weights + additional_parameters
+
+    def unpack_parameters(self, packed_parameters: NDArrays) -> tuple[NDArrays, NDArrays]:
+        return (
+            packed_parameters[: self.size_of_model_params],
+            packed_parameters[self.size_of_model_params :],
+        )
+
+
+class ParameterPackerWithClippingBit(ParameterPacker[float]):
+    def pack_parameters(self, model_weights: NDArrays, additional_parameters: float) -> NDArrays:
+        return model_weights + [np.array(additional_parameters)]
+
+    def unpack_parameters(self, packed_parameters: NDArrays) -> tuple[NDArrays, float]:
+        split_size = len(packed_parameters) - 1
+        model_parameters = packed_parameters[:split_size]
+        clipping_bit = packed_parameters[split_size:][0]
+        return model_parameters, clipping_bit.item()  # type follows the dtype
+
+
+class ParameterPackerAdaptiveConstraint(ParameterPacker[float]):
+    def pack_parameters(self, model_weights: NDArrays, extra_adaptive_variable: float) -> NDArrays:
+        return model_weights + [np.array(extra_adaptive_variable)]
+
+    def unpack_parameters(self, packed_parameters: NDArrays) -> tuple[NDArrays, float]:
+        split_size = len(packed_parameters) - 1
+        model_parameters = packed_parameters[:split_size]
+        extra_adaptive_variable = packed_parameters[split_size:][0]
+        # FL4Health's only guard is an assert (gone under python -O); kept as-is on purpose.
+        assert isinstance(extra_adaptive_variable, np.ndarray)
+        return model_parameters, float(extra_adaptive_variable)
+
+
+class ParameterPackerWithLayerNames(ParameterPacker[list[str]]):
+    def pack_parameters(self, model_weights: NDArrays, weights_names: list[str]) -> NDArrays:
+        return model_weights + [np.array(weights_names)]
+
+    def unpack_parameters(self, packed_parameters: NDArrays) -> tuple[NDArrays, list[str]]:
+        split_size = len(packed_parameters) - 1
+        model_parameters = packed_parameters[:split_size]
+        param_names = packed_parameters[split_size:][0].tolist()
+        return model_parameters, param_names
+
+
+def reference_for(name: str, size_of_model_params: int | None = None) -> ParameterPacker[Any]:
+    """The FL4Health packer matching fedpack's ``name``."""
+    if name == "scaffold":
+        if size_of_model_params is None:
+            raise ValueError("the scaffold reference needs size_of_model_params")
+        return ParameterPackerWithControlVariates(size_of_model_params)
+    classes: dict[str, type[ParameterPacker[Any]]] = {
+        "clipping_bit": ParameterPackerWithClippingBit,
+        "adaptive_constraint": ParameterPackerAdaptiveConstraint,
+        "layer_names": ParameterPackerWithLayerNames,
+    }
+    return classes[name]()

@@ -1,0 +1,117 @@
+"""Behaviour shared by the scalar packers (clipping_bit and adaptive_constraint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from packer_cases import SCALAR_PACKERS
+
+import fedpack
+from fedpack import Frame, PackingError
+from fedpack.frame import encode_frame
+
+WEIGHTS = [np.zeros((2, 2)), np.ones(3, np.float32)]
+LAYOUTS = [pytest.param(True, id="framed"), pytest.param(False, id="fl4health")]
+
+pytestmark = pytest.mark.parametrize("name", SCALAR_PACKERS)
+
+
+@pytest.mark.parametrize("framed", LAYOUTS)
+@pytest.mark.parametrize(
+    "value", [0.0, 1.0, -2.5, 1, 0, True, False, np.float32(0.25), np.int8(3), np.array(1.5)]
+)
+def test_result_is_a_python_float(name: str, framed: bool, value: Any) -> None:
+    packer = fedpack.get_packer(name, framed=framed)
+    weights, got = packer.unpack_parameters(packer.pack_parameters(WEIGHTS, value))
+    assert type(got) is float
+    assert got == float(value)
+    assert all(a is b for a, b in zip(weights, WEIGHTS, strict=True))
+
+
+@settings(max_examples=30, deadline=None)
+@given(value=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53))
+def test_any_finite_number_round_trips(name: str, value: float) -> None:
+    for framed in (True, False):
+        packer = fedpack.get_packer(name, framed=framed)
+        assert packer.unpack_parameters(packer.pack_parameters([], value)) == ([], float(value))
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [(True, np.bool_), (1, np.array(1).dtype), (0.5, np.float64), (np.float32(0.5), np.float32)],
+)
+def test_unframed_keeps_fl4health_dtype(name: str, value: Any, dtype: Any) -> None:
+    packed = fedpack.get_packer(name, framed=False).pack_parameters(WEIGHTS, value)
+    assert len(packed) == 3
+    assert packed[-1].shape == ()
+    assert packed[-1].dtype == np.dtype(dtype) == np.array(value).dtype
+
+
+@pytest.mark.parametrize("framed", LAYOUTS)
+def test_first_round_shape_1_bound_is_accepted(name: str, framed: bool) -> None:
+    bound = np.array([0.75])  # FL4Health's server sends the first round's bound as (1,) float64
+    if framed:
+        payload = [*WEIGHTS, bound, encode_frame(Frame(name, (("weights", 2), (name, 1))))]
+    else:
+        payload = [*WEIGHTS, bound]
+    weights, got = fedpack.get_packer(name, framed=framed).unpack_parameters(payload)
+    assert got == 0.75
+    assert type(got) is float
+    assert len(weights) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "expected a finite number, found nan"),
+        (float("inf"), "expected a finite number, found inf"),
+        (-np.inf, "expected a finite number, found -inf"),
+        (np.array([1.0, 2.0]), r"expected a scalar .*found float64 array of shape \(2,\)"),
+        (np.array([1.0]), r"expected a scalar .*found float64 array of shape \(1,\)"),
+        ([1.0], "expected a real number, found list"),
+        (1j, "expected a real number, found complex"),
+        (np.complex64(1), "expected a real number, found numpy.complex64"),
+        ("1.0", "expected a real number, found str"),
+        (None, "expected a real number, found NoneType"),
+    ],
+)
+@pytest.mark.parametrize("framed", LAYOUTS)
+def test_pack_rejects(name: str, framed: bool, value: Any, message: str) -> None:
+    with pytest.raises(PackingError, match=f"{name}: additional_parameters: {message}"):
+        fedpack.get_packer(name, framed=framed).pack_parameters(WEIGHTS, value)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.array([1.0, 2.0]), r"expected a 0-d or shape \(1,\) array, found float64 .*\(2,\)"),
+        (np.zeros((1, 1)), r"expected a 0-d or shape \(1,\) array"),
+        (np.array("1.0"), "expected a boolean, integer or floating dtype, found <U3"),
+        (np.array(1j), "expected a boolean, integer or floating dtype, found complex128"),
+        (np.array(np.nan), "expected a finite number, found nan"),
+        (np.array([np.inf], np.float32), "expected a finite number, found inf"),
+    ],
+)
+@pytest.mark.parametrize("framed", LAYOUTS)
+def test_unpack_rejects(name: str, framed: bool, array: Any, message: str) -> None:
+    payload = [*WEIGHTS, array]
+    if framed:
+        payload.append(encode_frame(Frame(name, (("weights", 2), (name, 1)))))
+    with pytest.raises(PackingError, match=rf"{name} \(array 2, {name}\[0\]\): {message}"):
+        fedpack.get_packer(name, framed=framed).unpack_parameters(payload)
+
+
+def test_unframed_unpack_rejects_empty_list(name: str) -> None:
+    with pytest.raises(PackingError, match=f"{name}: expected the weights followed by one"):
+        fedpack.get_packer(name, framed=False).unpack_parameters([])
+
+
+def test_unpack_rejects_frames_with_other_sections(name: str) -> None:
+    frame = Frame(name, (("weights", 1), (name, 1), ("extra", 1)))
+    payload = [np.zeros(1), np.array(1.0), np.zeros(1), encode_frame(frame)]
+    with pytest.raises(PackingError, match=rf"{name}: expected the sections \['weights', '{name}'"):
+        fedpack.get_packer(name).unpack_parameters(payload)
