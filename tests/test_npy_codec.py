@@ -172,6 +172,22 @@ def test_scalars_and_lists_like_np_save() -> None:
         assert encode_array(value) == npy_save(value)  # type: ignore[arg-type]
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_subclasses_like_np_save() -> None:
+    matrix = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    subclassed = [
+        matrix,
+        np.asfortranarray(matrix),
+        matrix[:, ::-1],
+        np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False]),
+        np.rec.fromarrays([np.arange(3), np.ones(3)]),
+    ]
+    for arr in subclassed:
+        data = encode_array(arr)
+        assert data == npy_save(arr), type(arr)
+        assert type(decode_array(data)) is np.ndarray
+
+
 def test_encode_arrays() -> None:
     arrs = [sample("f4", (3, 4)), sample("i8", ()), sample("<U7", (2,))]
     assert encode_arrays(arrs) == [npy_save(a) for a in arrs]

@@ -138,7 +138,8 @@ def _raw_bytes(arr: npt.NDArray[Any]) -> memoryview:
     """Return a flat byte view over a C-contiguous array without copying."""
     if arr.dtype.itemsize == 0 or arr.size == 0:
         return memoryview(b"")
-    return arr.reshape(-1).view(np.uint8).data
+    # view as a base ndarray first: subclasses (matrix, masked arrays) reshape differently
+    return arr.view(np.ndarray).reshape(-1).view(np.uint8).data
 
 
 def encode_array(arr: npt.NDArray[Any]) -> bytes:
