@@ -92,7 +92,7 @@ def test_unpack_reads_fl4health_empty_names() -> None:
 
 
 @pytest.mark.parametrize("name", PACKERS)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_pack_matches_fl4health_property(name: str, data: st.DataObject) -> None:
     weights = data.draw(weight_lists(), label="weights")

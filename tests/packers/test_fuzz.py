@@ -200,7 +200,7 @@ def _payload(draw: st.DrawFn, name: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("name", PACKERS)
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_malformed_payloads_raise_packing_error(name: str, data: st.DataObject) -> None:
     packed = data.draw(_payload(name), label="payload")
@@ -219,7 +219,7 @@ def test_malformed_payloads_raise_packing_error(name: str, data: st.DataObject) 
 
 @pytest.mark.parametrize("how", FIELD_MUTATIONS)
 @pytest.mark.parametrize("name", PACKERS)
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(data=st.data())
 def test_every_frame_field_mutation_is_rejected(name: str, how: str, data: st.DataObject) -> None:
     packed = data.draw(_payload(name), label="payload")
@@ -231,7 +231,7 @@ def test_every_frame_field_mutation_is_rejected(name: str, how: str, data: st.Da
 
 
 @pytest.mark.parametrize("name", PACKERS)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_unframed_unpack_raises_only_packing_error(name: str, data: st.DataObject) -> None:
     """FL4Health's layout cannot detect every bad split, but it never fails any other way."""

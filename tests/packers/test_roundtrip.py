@@ -74,7 +74,7 @@ def test_round_trip_all_zoo_arrays_at_once(name: str, framed: bool) -> None:
 
 @pytest.mark.parametrize("framed", LAYOUTS)
 @pytest.mark.parametrize("name", PACKERS)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_round_trip_property(name: str, framed: bool, data: st.DataObject) -> None:
     weights = data.draw(weight_lists(), label="weights")

@@ -32,7 +32,7 @@ def test_result_is_a_python_float(name: str, framed: bool, value: Any) -> None:
     assert all(a is b for a, b in zip(weights, WEIGHTS, strict=True))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(value=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53))
 def test_any_finite_number_round_trips(name: str, value: float) -> None:
     for framed in (True, False):
