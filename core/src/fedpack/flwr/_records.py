@@ -1,0 +1,274 @@
+"""Flower's Message API: packed payloads as a ``RecordDict`` of records.
+
+Layout of a ``RecordDict`` written by :func:`to_record_dict`:
+
+- ``"arrays"`` (:data:`ARRAYS_KEY`): an ``ArrayRecord`` holding the model weights only, under
+  the keys ``"0"``, ``"1"``, ... (as ``ArrayRecord(list_of_ndarrays)`` names them) or under
+  the keys given. This is the record Flower's built-in strategies aggregate.
+- ``"fedpack.extra"`` (:data:`EXTRA_KEY`): an ``ArrayRecord`` with the packer's extra arrays in
+  payload order under ``"0"``, ``"1"``, ..., then the frame under ``"frame"``
+  (:data:`FRAME_KEY`) when the packer is framed.
+- scalars that Flower's own mods also carry are mirrored where those mods put them: for
+  ``clipping_bit``, a reply (client to server) gets ``"norm_bit"`` in its MetricRecord and an
+  instruction (server to client) gets ``"clipping_norm"`` in its ConfigRecord. The packed
+  value in ``"fedpack.extra"`` is the one :func:`from_record_dict` returns.
+
+Each array becomes a Flower ``Array`` with ``stype="numpy.ndarray"``, ``dtype=str(a.dtype)``,
+``shape=a.shape`` and ``data`` the exact bytes of ``np.save(a, allow_pickle=False)``: the same
+``Array`` that ``Array(a)`` / ``Array.from_numpy_ndarray(a)`` builds, made with fedpack's codec
+and read back as zero-copy views.
+
+Flower's built-in Message API strategies accept exactly one ``ArrayRecord`` per reply, so call
+:func:`pop_extras` on the replies before handing them to ``aggregate_train``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .._errors import PackingError
+from .._npy import decode_array, encode_array
+from .._packer import ParameterPacker
+from .._typing import NDArray, NDArrays
+from ..checks import array_list, describe, finite_scalar
+from ..frame import is_frame
+from ._common import unpack_with
+
+if TYPE_CHECKING:
+    from flwr.app import Array, ArrayRecord, Message, RecordDict
+
+__all__ = [
+    "ARRAYS_KEY",
+    "CONFIG_KEY",
+    "EXTRA_KEY",
+    "FRAME_KEY",
+    "KEY_CLIPPING_NORM",
+    "KEY_NORM_BIT",
+    "METRICS_KEY",
+    "SCALAR_KEYS",
+    "STYPE",
+    "from_array",
+    "from_array_record",
+    "from_record_dict",
+    "pop_extras",
+    "to_array",
+    "to_array_record",
+    "to_record_dict",
+]
+
+T = TypeVar("T")
+
+#: The ``Array.stype`` of numpy-serialized arrays (Flower's ``SType.NUMPY``).
+STYPE = "numpy.ndarray"
+#: The ArrayRecord Flower's built-in strategies read and write: the weights.
+ARRAYS_KEY = "arrays"
+#: The ArrayRecord holding the extra arrays and the frame.
+EXTRA_KEY = "fedpack.extra"
+#: The key of the frame inside the extra ArrayRecord.
+FRAME_KEY = "frame"
+#: The MetricRecord created for a reply's mirrored scalar when the RecordDict has none.
+METRICS_KEY = "metrics"
+#: The ConfigRecord created for an instruction's mirrored scalar when the RecordDict has none.
+CONFIG_KEY = "config"
+#: Flower's key of the clipping bit a client reports (its DP adaptive-clipping mods).
+KEY_NORM_BIT = "norm_bit"
+#: Flower's key of the clipping bound the server sends (its DP clipping strategies).
+KEY_CLIPPING_NORM = "clipping_norm"
+#: packer name -> (MetricRecord key in replies, ConfigRecord key in instructions) of the scalar.
+SCALAR_KEYS: dict[str, tuple[str, str]] = {"clipping_bit": (KEY_NORM_BIT, KEY_CLIPPING_NORM)}
+
+
+def to_array(array: NDArray) -> Array:
+    """A Flower ``Array`` equal to ``Array(array)``, its data encoded by fedpack's codec."""
+    from flwr.app import Array
+
+    return Array(
+        dtype=str(array.dtype),
+        shape=tuple(int(n) for n in array.shape),
+        stype=STYPE,
+        data=encode_array(array),
+    )
+
+
+def from_array(array: Array, *, writable: bool = False, where: str = "array") -> NDArray:
+    """Decode a Flower ``Array`` (``stype="numpy.ndarray"``) without copying by default.
+
+    The ``Array``'s ``shape`` and ``dtype`` fields must agree with its npy header.
+    """
+    stype = getattr(array, "stype", None)
+    data = getattr(array, "data", None)
+    if not isinstance(data, bytes):
+        raise PackingError(f"{where}: expected a flwr Array, found {describe(array)}")
+    if stype != STYPE:
+        raise PackingError(f"{where}: expected an Array with stype {STYPE!r}, found {stype!r}")
+    try:
+        result = decode_array(data, writable=writable)
+    except PackingError as exc:
+        raise PackingError(f"{where}: {exc}") from exc
+    shape = tuple(getattr(array, "shape", ()))
+    dtype = getattr(array, "dtype", None)
+    if result.shape != shape or str(result.dtype) != dtype:
+        raise PackingError(
+            f"{where}: the Array says dtype {dtype!r} and shape {shape}, but its data holds "
+            f"dtype {str(result.dtype)!r} and shape {result.shape}"
+        )
+    return result
+
+
+def to_array_record(arrays: NDArrays, keys: Sequence[str] | None = None) -> ArrayRecord:
+    """An ``ArrayRecord`` of ``arrays`` under ``keys`` (default ``"0"``, ``"1"``, ...)."""
+    from flwr.app import ArrayRecord
+
+    checked = array_list(arrays, what="to_array_record")
+    names = [str(i) for i in range(len(checked))] if keys is None else list(keys)
+    if len(names) != len(checked) or len(set(names)) != len(names):
+        raise PackingError(
+            f"to_array_record: expected {len(checked)} distinct keys, found {len(names)} keys "
+            f"({len(set(names))} distinct)"
+        )
+    return ArrayRecord({name: to_array(a) for name, a in zip(names, checked, strict=True)})
+
+
+def from_array_record(
+    record: ArrayRecord, *, writable: bool = False, what: str = "ArrayRecord"
+) -> NDArrays:
+    """The arrays of an ``ArrayRecord`` in key order, as zero-copy views by default."""
+    items = getattr(record, "items", None)
+    if items is None:
+        raise PackingError(f"{what}: expected a flwr ArrayRecord, found {describe(record)}")
+    return [
+        from_array(value, writable=writable, where=f"{what}[{key!r}]") for key, value in items()
+    ]
+
+
+def to_record_dict(
+    packer: ParameterPacker[T],
+    weights: NDArrays,
+    extra: T,
+    *,
+    record_dict: RecordDict | None = None,
+    reply: bool = False,
+    keys: Sequence[str] | None = None,
+    arrays_key: str = ARRAYS_KEY,
+    extra_key: str = EXTRA_KEY,
+) -> RecordDict:
+    """Pack ``weights`` and ``extra`` into a ``RecordDict`` (see the module docstring).
+
+    ``record_dict`` (e.g. a reply's content holding its MetricRecord) is filled in place and
+    returned; by default a new one is made. ``reply=True`` marks a client-to-server message,
+    which decides where a mirrored scalar goes (MetricRecord, else ConfigRecord). ``keys``
+    names the weight arrays (default ``"0"``, ``"1"``, ...).
+    """
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
+    packed = packer.pack_parameters(weights, extra)
+    n = len(weights)
+    tail = packed[n:]
+    has_frame = packer.framed and bool(tail) and is_frame(tail[-1])
+    extra_arrays = tail[:-1] if has_frame else tail
+    extra_record = ArrayRecord({str(i): to_array(a) for i, a in enumerate(extra_arrays)})
+    if has_frame:
+        extra_record[FRAME_KEY] = to_array(tail[-1])
+    out = RecordDict() if record_dict is None else record_dict
+    out[arrays_key] = to_array_record(packed[:n], keys)
+    out[extra_key] = extra_record
+    scalar_keys = SCALAR_KEYS.get(packer.name)
+    if scalar_keys is not None:
+        value = finite_scalar(extra, what=f"{packer.name}: extra")
+        if reply:
+            metrics = next(iter(out.metric_records.values()), None)
+            if metrics is None:
+                metrics = out[METRICS_KEY] = MetricRecord()
+            metrics[scalar_keys[0]] = value
+        else:
+            config = next(iter(out.config_records.values()), None)
+            if config is None:
+                config = out[CONFIG_KEY] = ConfigRecord()
+            config[scalar_keys[1]] = value
+    return out
+
+
+@overload
+def from_record_dict(
+    record_dict: RecordDict,
+    packer: ParameterPacker[T],
+    *,
+    writable: bool = False,
+    arrays_key: str = ARRAYS_KEY,
+    extra_key: str = EXTRA_KEY,
+) -> tuple[NDArrays, T]: ...
+
+
+@overload
+def from_record_dict(
+    record_dict: RecordDict,
+    packer: None = None,
+    *,
+    writable: bool = False,
+    arrays_key: str = ARRAYS_KEY,
+    extra_key: str = EXTRA_KEY,
+) -> tuple[NDArrays, Any]: ...
+
+
+def from_record_dict(
+    record_dict: RecordDict,
+    packer: ParameterPacker[Any] | None = None,
+    *,
+    writable: bool = False,
+    arrays_key: str = ARRAYS_KEY,
+    extra_key: str = EXTRA_KEY,
+) -> tuple[NDArrays, Any]:
+    """Read ``(weights, extra)`` back from a ``RecordDict`` written by :func:`to_record_dict`.
+
+    Without ``packer`` the frame in the extra record names the packer. Every array is
+    validated; a missing record or frame, or a frame that is not last, raises
+    :class:`fedpack.PackingError`.
+    """
+    array_records = getattr(record_dict, "array_records", None)
+    if array_records is None:
+        raise PackingError(f"expected a flwr RecordDict, found {describe(record_dict)}")
+    for key in (arrays_key, extra_key):
+        if key not in array_records:
+            raise PackingError(
+                f"expected an ArrayRecord {key!r} in the RecordDict, found the ArrayRecords "
+                f"{sorted(array_records)}"
+            )
+    weights = from_array_record(array_records[arrays_key], writable=writable, what=arrays_key)
+    extra_record = array_records[extra_key]
+    extra_keys = list(extra_record.keys())
+    if FRAME_KEY in extra_keys[:-1]:
+        raise PackingError(
+            f"{extra_key}: expected the {FRAME_KEY!r} array last, found it at position "
+            f"{extra_keys.index(FRAME_KEY)} of {len(extra_keys)}"
+        )
+    extra_arrays = from_array_record(extra_record, writable=writable, what=extra_key)
+    return unpack_with(weights + extra_arrays, packer)
+
+
+def pop_extras(
+    replies: Iterable[Message],
+    packer: ParameterPacker[T] | None = None,
+    *,
+    arrays_key: str = ARRAYS_KEY,
+    extra_key: str = EXTRA_KEY,
+) -> list[tuple[Message, T]]:
+    """Read and remove the extra record of every reply, so a stock strategy sees only weights.
+
+    Returns ``(message, extra)`` for each reply without an error, in order; the messages are
+    changed in place (their ``extra_key`` record is deleted) and can then be given to e.g.
+    ``FedAvg.aggregate_train``. Replies with an error are left alone for the strategy to log.
+    """
+    out: list[tuple[Message, T]] = []
+    for index, message in enumerate(replies):
+        if message.has_error():
+            continue
+        content = message.content
+        try:
+            _, extra = from_record_dict(content, packer, arrays_key=arrays_key, extra_key=extra_key)
+        except PackingError as exc:
+            src = getattr(getattr(message, "metadata", None), "src_node_id", "?")
+            raise PackingError(f"reply {index} (node {src}): {exc}") from exc
+        del content[extra_key]
+        out.append((message, extra))
+    return out
