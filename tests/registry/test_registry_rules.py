@@ -72,6 +72,15 @@ def test_pins_argument(conflict: FakeSite) -> None:
     )
 
 
+def test_pin_survives_refresh(conflict: FakeSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = conflict.registry()
+    registry.pin("twin", "dist-b")
+    monkeypatch.setenv("FEDPACK_PLUGIN_PINS", "twin=dist-a,solo=dist-c")
+    registry.refresh()  # e.g. after installing a plugin: the explicit pin still wins
+    assert registry.get_packer_class("twin").__module__ == "twin_b"
+    assert registry.get_packer_class("solo").name == "solo"
+
+
 def test_pin_to_a_non_claimant_raises(conflict: FakeSite) -> None:
     registry = conflict.registry(pins={"twin": "dist-c"})
     with pytest.raises(

@@ -109,6 +109,7 @@ class PackerRegistry:
         self._group = group
         self._lock = threading.RLock()
         self._local: dict[str, type[ParameterPacker[Any]]] = {}
+        self._pinned: dict[str, str] = {}  # pin() calls: kept across refresh(), like _local
         self._resolved: dict[str, type[ParameterPacker[Any]]] = {}
         self._configure()
         self._reset_plugins()
@@ -129,6 +130,7 @@ class PackerRegistry:
             if pins is None
             else {normalize_name(k): v for k, v in pins.items()}
         )
+        self._pins.update(self._pinned)
 
     def _reset_plugins(self) -> None:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -142,15 +144,21 @@ class PackerRegistry:
     def refresh(self) -> None:
         """Forget the entry-point scan and plugin load results, and re-read the environment.
 
-        In-process registrations are kept. Call it after installing or removing plugins.
+        In-process registrations and :meth:`pin` calls are kept. Call it after installing or
+        removing plugins.
         """
         with self._lock:
             self._configure()
             self._reset_plugins()
 
     def pin(self, name: str, distribution: str) -> None:
-        """Make ``distribution`` win ``name`` when several installed distributions claim it."""
+        """Make ``distribution`` win ``name`` when several installed distributions claim it.
+
+        The pin overrides ``FEDPACK_PLUGIN_PINS`` and the ``pins`` argument for that name, and
+        survives :meth:`refresh`.
+        """
         with self._lock:
+            self._pinned[normalize_name(name)] = distribution
             self._pins[normalize_name(name)] = distribution
             self._resolved.clear()
 
