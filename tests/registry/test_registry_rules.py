@@ -91,6 +91,18 @@ def test_pin_to_a_non_claimant_raises(conflict: FakeSite) -> None:
         registry.get_packer_class("twin")
 
 
+def test_pin_to_a_non_claimant_is_listed_as_conflict(conflict: FakeSite) -> None:
+    registry = conflict.registry(pins={"twin": "dist-c", "solo": "dist-x"})
+    for name in ("twin", "solo"):  # claimed twice or once: the lookup raises either way
+        with pytest.raises(PackerConflictError, match="which does not provide it"):
+            registry.get_packer_class(name)
+    rows = {(r.name, r.distribution): r for r in registry.list_packers()}
+    for key in [("twin", "dist-a"), ("twin", "dist-b"), ("solo", "dist-c")]:
+        assert rows[key].state == "conflict"
+    assert rows["solo", "dist-c"].detail == "pinned to 'dist-x', which does not provide it"
+    assert rows["twin", "dist-a"].detail == "pinned to 'dist-c', which does not provide it"
+
+
 # -- blocking ------------------------------------------------------------------------------------
 
 

@@ -259,7 +259,10 @@ class PackerRegistry:
             return row("blocked", "replaced by an in-process registration")
         if name in self.disabled:
             return row("blocked", "disabled by FEDPACK_DISABLE_PLUGINS")
-        if len(claims) > 1 and chosen is None:
+        if chosen is None:  # claimed twice, or pinned to a distribution that does not provide it
+            pin = self._pins.get(name)
+            if pin is not None:
+                return row("conflict", f"pinned to {pin!r}, which does not provide it")
             others = ", ".join(c.label for c in claims if c is not ep)
             return row("conflict", f"also claimed by {others}")
         if chosen is not None and chosen is not ep:
