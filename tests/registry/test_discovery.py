@@ -101,6 +101,19 @@ def test_distribution_without_entry_points_or_group(site: FakeSite) -> None:
     assert site.registry().list_packers() == []
 
 
+def test_undecodable_metadata_does_not_break_discovery(site: FakeSite) -> None:
+    """A stray non-UTF-8 byte in an unrelated (or a packer's) distribution is tolerated."""
+    other = site.dist("other", "1.0", entry_points="[console_scripts]\nx = y\n")
+    (other / "entry_points.txt").write_bytes(b"[console_scripts]\n# caf\xe9\nx = y\n")
+    site.packer_dist("latin", "latin")
+    metadata = site.root / "latin-1.0.dist-info" / "METADATA"
+    metadata.write_bytes(b"Name: latin\nVersion: 1.0\nSummary: caf\xe9\n\nbody \xff\n")
+    registry = site.registry()
+    [row] = registry.list_packers()
+    assert (row.name, row.distribution, row.version) == ("latin", "latin", "1.0")
+    assert registry.get_packer_class("latin").name == "latin"
+
+
 def test_scan_skips_missing_and_non_directory_paths(site: FakeSite, tmp_path: Path) -> None:
     site.dist("real", "1.0", {"real": "real_mod"})
     afile = tmp_path / "archive.zip"

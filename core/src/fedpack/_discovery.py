@@ -81,7 +81,10 @@ def scan(paths: Iterable[str], group: str = GROUP) -> dict[str, list[EntryPoint]
             seen.add(dist_key)
             path = os.path.join(entry or ".", dirname)
             try:
-                with open(os.path.join(path, "entry_points.txt"), encoding="utf-8") as fh:
+                # errors="replace": a stray byte in some unrelated distribution's file must
+                # not break every lookup (packer names and module paths are ASCII anyway)
+                entry_points = os.path.join(path, "entry_points.txt")
+                with open(entry_points, encoding="utf-8", errors="replace") as fh:
                     text = fh.read()
             except OSError:
                 continue
@@ -113,7 +116,7 @@ def _read_name_version(path: str) -> tuple[str, str]:
     name = version = ""
     for filename in ("METADATA", "PKG-INFO"):
         try:
-            with open(os.path.join(path, filename), encoding="utf-8") as fh:
+            with open(os.path.join(path, filename), encoding="utf-8", errors="replace") as fh:
                 for line in fh:
                     if not line.strip():
                         break
