@@ -114,6 +114,23 @@ def test_undecodable_metadata_does_not_break_discovery(site: FakeSite) -> None:
     assert registry.get_packer_class("latin").name == "latin"
 
 
+def test_unreadable_entry_points_are_skipped(site: FakeSite) -> None:
+    path = site.dist("weird", "1.0", {"weird": "x"})
+    (path / "entry_points.txt").unlink()
+    (path / "entry_points.txt").mkdir()  # open() works on a directory, read() fails
+    site.dist("fine", "1.0", {"fine": "y"})
+    assert [r.name for r in site.registry().list_packers()] == ["fine"]
+
+
+def test_large_entry_points_file(site: FakeSite) -> None:
+    scripts = "".join(f"tool{i} = pkg.module{i}:main\n" for i in range(5000))  # > 64 KiB
+    text = f"[console_scripts]\n{scripts}\n[fedpack.packers]\nbig = big_mod\n"
+    assert len(text) > 1 << 17
+    site.dist("big", "1.0", entry_points=text)
+    [row] = site.registry().list_packers()
+    assert (row.name, row.entry_point) == ("big", "big_mod")
+
+
 def test_scan_skips_missing_and_non_directory_paths(site: FakeSite, tmp_path: Path) -> None:
     site.dist("real", "1.0", {"real": "real_mod"})
     afile = tmp_path / "archive.zip"
