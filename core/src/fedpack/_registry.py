@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
@@ -327,6 +326,8 @@ class PackerRegistry:
     def _unknown(self, key: str) -> UnknownPackerError:
         available = tuple(self.names())
         message = f"unknown packer {key!r}."
+        import difflib  # here, not at module level: only error paths need it (cold start)
+
         close = difflib.get_close_matches(key, available, n=1, cutoff=0.6)
         if close:
             message += f" Did you mean {close[0]!r}?"
