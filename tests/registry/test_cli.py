@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,7 +14,8 @@ import fedpack
 import fedpack._api
 from fedpack._cli import COMMANDS, main
 
-from .conftest import FakeSite
+if TYPE_CHECKING:
+    from .conftest import FakeSite
 
 
 @pytest.fixture

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from fedpack._discovery import normalize_name, scan
 
-from .conftest import FakeSite
+if TYPE_CHECKING:
+    from .conftest import FakeSite
 
 
 def test_duplicate_distribution_counts_once_first_wins(

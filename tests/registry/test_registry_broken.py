@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import pluggy
 import pytest
 
 from fedpack import PackerConflictError, PackerRegistry, PluginLoadError
 
-from .conftest import FakeSite
+if TYPE_CHECKING:
+    from .conftest import FakeSite
 
 HOOK_RAISES = """
     raise RuntimeError("boom in the hook")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -18,7 +18,8 @@ from fedpack import (
     UnknownPackerError,
 )
 
-from .conftest import FakeSite
+if TYPE_CHECKING:
+    from .conftest import FakeSite
 
 
 class _Base(ParameterPacker[None]):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
 from fedpack import PackerConflictError, UnknownPackerError
 
-from .conftest import FakeSite
+if TYPE_CHECKING:
+    from .conftest import FakeSite
 
 # -- conflicts and pins ---------------------------------------------------------------------------
 

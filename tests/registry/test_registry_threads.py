@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from fedpack import PackerRegistry, ParameterPacker
 
-from .conftest import FakeSite
+if TYPE_CHECKING:
+    from .conftest import FakeSite
 
 THREADS = 16
 NAMES = ("alpha", "beta", "gamma", "delta")
