@@ -40,8 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code (also for ``--help``, ``--version``, usage)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits after --help/--version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     try:
         code: int = args._run(args)
     except BrokenPipeError:  # e.g. `fedpack list | head`

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
@@ -109,6 +108,7 @@ class PackerRegistry:
         self._group = group
         self._lock = threading.RLock()
         self._local: dict[str, type[ParameterPacker[Any]]] = {}
+        self._pinned: dict[str, str] = {}  # pin() calls: kept across refresh(), like _local
         self._resolved: dict[str, type[ParameterPacker[Any]]] = {}
         self._configure()
         self._reset_plugins()
@@ -129,6 +129,7 @@ class PackerRegistry:
             if pins is None
             else {normalize_name(k): v for k, v in pins.items()}
         )
+        self._pins.update(self._pinned)
 
     def _reset_plugins(self) -> None:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -142,15 +143,21 @@ class PackerRegistry:
     def refresh(self) -> None:
         """Forget the entry-point scan and plugin load results, and re-read the environment.
 
-        In-process registrations are kept. Call it after installing or removing plugins.
+        In-process registrations and :meth:`pin` calls are kept. Call it after installing or
+        removing plugins.
         """
         with self._lock:
             self._configure()
             self._reset_plugins()
 
     def pin(self, name: str, distribution: str) -> None:
-        """Make ``distribution`` win ``name`` when several installed distributions claim it."""
+        """Make ``distribution`` win ``name`` when several installed distributions claim it.
+
+        The pin overrides ``FEDPACK_PLUGIN_PINS`` and the ``pins`` argument for that name, and
+        survives :meth:`refresh`.
+        """
         with self._lock:
+            self._pinned[normalize_name(name)] = distribution
             self._pins[normalize_name(name)] = distribution
             self._resolved.clear()
 
@@ -251,7 +258,10 @@ class PackerRegistry:
             return row("blocked", "replaced by an in-process registration")
         if name in self.disabled:
             return row("blocked", "disabled by FEDPACK_DISABLE_PLUGINS")
-        if len(claims) > 1 and chosen is None:
+        if chosen is None:  # claimed twice, or pinned to a distribution that does not provide it
+            pin = self._pins.get(name)
+            if pin is not None:
+                return row("conflict", f"pinned to {pin!r}, which does not provide it")
             others = ", ".join(c.label for c in claims if c is not ep)
             return row("conflict", f"also claimed by {others}")
         if chosen is not None and chosen is not ep:
@@ -316,6 +326,8 @@ class PackerRegistry:
     def _unknown(self, key: str) -> UnknownPackerError:
         available = tuple(self.names())
         message = f"unknown packer {key!r}."
+        import difflib  # here, not at module level: only error paths need it (cold start)
+
         close = difflib.get_close_matches(key, available, n=1, cutoff=0.6)
         if close:
             message += f" Did you mean {close[0]!r}?"

@@ -24,7 +24,6 @@ fedpack reads.
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -84,6 +83,8 @@ def encode_frame(frame: Frame) -> NDArray:
     """Encode ``frame`` as the 1-D ``uint8`` array that ends a framed payload."""
     _check_name(frame.packer, where="frame packer name")
     _check_sections(frame.sections)
+    import json  # here, not at module level: keeps ``import fedpack`` fast (cold start)
+
     try:
         body = json.dumps(
             {
@@ -175,6 +176,8 @@ def decode_frame(array: NDArray, *, where: str = "frame") -> Frame:
             f"frame ({where}): checksum mismatch (expected {crc:#010x}, found "
             f"{zlib.crc32(body):#010x}); the frame is corrupted"
         )
+    import json  # here, not at module level: keeps ``import fedpack`` fast (cold start)
+
     try:
         content = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
