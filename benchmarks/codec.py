@@ -219,7 +219,7 @@ def check_identical(model: Arrays) -> None:
     """Refuse to report figures if fedpack and Flower disagree."""
     encoded = encode_arrays(model)
     decoded = decode_arrays(encoded)
-    for index, (src, out) in enumerate(zip(model, decoded)):
+    for index, (src, out) in enumerate(zip(model, decoded, strict=False)):
         if out.dtype != src.dtype or out.shape != src.shape or not np.array_equal(out, src):
             raise SystemExit(f"array {index}: fedpack round trip changed the array")
     if FLWR_VERSION is not None and encoded != ndarrays_to_parameters(model).tensors:
@@ -234,7 +234,7 @@ def run(model: Arrays, repeats: int, warmup: int) -> dict[str, Any]:
     encoded = encode_arrays(model)
 
     def copy_prealloc() -> Arrays:
-        for out, src in zip(dst, model):
+        for out, src in zip(dst, model, strict=False):
             np.copyto(out, src)
         return dst
 

@@ -84,7 +84,7 @@ def test_decode_flwr_bytes_equals_parameters_to_ndarrays() -> None:
     for writable in (False, True):
         got = decode_arrays(params.tensors, writable=writable)
         assert len(got) == len(want)
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=False):
             assert g.dtype == w.dtype
             assert g.shape == w.shape
             assert g.flags.f_contiguous == w.flags.f_contiguous
@@ -96,7 +96,7 @@ def test_flwr_decodes_fedpack_bytes() -> None:
     arrs = model()
     tensors = encode_arrays(arrs)
     params = flwr.common.Parameters(tensors=tensors, tensor_type="numpy.ndarray")
-    for got, want in zip(parameters_to_ndarrays(params), arrs):
+    for got, want in zip(parameters_to_ndarrays(params), arrs, strict=False):
         np.testing.assert_array_equal(got, want)
 
 

@@ -199,7 +199,9 @@ def _as_byte_view(buf: object) -> memoryview:
 
 
 def _header_dict(text: str, start: int) -> object:
-    """Evaluate the header literal: a regex fast path for numpy's canonical form, else
+    """Evaluate the header literal without running code.
+
+    A regex fast path reads numpy's canonical form; anything else goes to
     :func:`ast.literal_eval`, which only builds literals (never calls or looks names up).
     """
     fast = _CANONICAL_HEADER.fullmatch(text)
