@@ -1,8 +1,9 @@
 """The ``int8`` packer: floating-point weights travel as int8, about 4x fewer bytes than float32.
 
 Each float16/float32/float64 weight ``x`` is quantized with its own symmetric scale
-``scale = max|x| / 127``: ``q = round(x / scale)``, an int8 array of the same shape, and comes
-back as ``q * scale`` in the weight's dtype. The error is bounded::
+``scale = max|x| / 127`` (at least float64's smallest normal number, ~2.2e-308):
+``q = round(x / scale)``, an int8 array of the same shape, and comes back as ``q * scale`` in
+the weight's dtype. The error is bounded::
 
     |x - x_hat| <= scale / 2 = max|x| / 254      (plus half an ulp of the dtype, for float16)
 
@@ -40,6 +41,8 @@ __all__ = ["Int8Packer", "dequantize", "fedpack_register_packers", "quantize"]
 FLOAT_DTYPES = ("float16", "float32", "float64")
 #: The largest quantized magnitude (-127..127; -128 is never produced and is rejected).
 LEVELS = 127
+#: The smallest scale: float64's smallest normal number (subnormal scales lose precision).
+TINY = float(np.finfo(np.float64).tiny)
 
 
 def quantize(x: fedpack.NDArray, *, where: str = "weight") -> tuple[fedpack.NDArray, float]:
@@ -54,7 +57,7 @@ def quantize(x: fedpack.NDArray, *, where: str = "weight") -> tuple[fedpack.NDAr
     peak = float(np.max(np.abs(values))) if values.size else 0.0
     if peak == 0.0:
         return np.zeros(values.shape, dtype=np.int8), 0.0
-    scale = peak / LEVELS
+    scale = max(peak / LEVELS, TINY)
     q = np.asarray(np.clip(np.rint(values / scale), -LEVELS, LEVELS)).astype(np.int8)
     return q, scale
 
