@@ -170,6 +170,7 @@ def packed_one(framed: bool = True) -> fedpack.NDArrays:
         (3, np.array([-0.1, 0.0]), "expected finite non-negative scales"),
         (3, np.array([np.nan, 0.0]), "expected finite non-negative scales"),
         (3, np.array([0.1, 0.5]), "expected a int64 array sent as is \\(scale 0\\)"),
+        (3, np.array([1e307, 0.0]), "scale 1e[+]307 overflows float32"),
         (4, np.array([1.0, 2.0]), "dtypes .*: expected a 1-D str array"),
     ],
 )
@@ -217,3 +218,12 @@ def test_subnormal_weights_keep_the_bound() -> None:
     tiny = np.finfo(np.float64).tiny
     assert np.isfinite(y).all()
     assert (np.abs(y - x) <= tiny / 2).all()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_the_largest_values_do_not_overflow(dtype: type) -> None:
+    info = np.finfo(dtype)
+    x = np.array([info.max, -info.max, 0.0], dtype=dtype)
+    (y,), _ = roundtrip([x])
+    assert np.isfinite(y).all()
+    assert (np.abs(y.astype(np.float64) - x.astype(np.float64)) <= float(info.max) / 254).all()

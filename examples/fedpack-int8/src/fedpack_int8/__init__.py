@@ -35,7 +35,7 @@ import fedpack
 from fedpack.checks import array_list, describe
 from fedpack.frame import Sections
 
-__all__ = ["Int8Packer", "dequantize", "fedpack_register_packers", "quantize"]
+__all__ = ["Int8Packer", "dequantize", "fedpack_register_packers", "fits", "quantize"]
 
 #: The dtypes that are quantized; every other dtype is sent exactly.
 FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -58,8 +58,17 @@ def quantize(x: fedpack.NDArray, *, where: str = "weight") -> tuple[fedpack.NDAr
     if peak == 0.0:
         return np.zeros(values.shape, dtype=np.int8), 0.0
     scale = max(peak / LEVELS, TINY)
+    while not fits(scale, x.dtype.name):  # near the dtype's largest value: round the scale down
+        scale = float(np.nextafter(scale, 0.0))
     q = np.asarray(np.clip(np.rint(values / scale), -LEVELS, LEVELS)).astype(np.int8)
     return q, scale
+
+
+def fits(scale: float, dtype: str) -> bool:
+    """Whether ``127 * scale`` (so every ``q * scale``) is finite once cast to ``dtype``."""
+    with np.errstate(over="ignore"):
+        top = np.asarray(LEVELS * scale, dtype=np.float64).astype(dtype)
+    return bool(np.isfinite(top))
 
 
 def dequantize(q: fedpack.NDArray, scale: float, dtype: str) -> fedpack.NDArray:
@@ -126,6 +135,10 @@ class Int8Packer(fedpack.ParameterPacker[fedpack.NDArrays]):
                 if array.size and int(array.min()) < -LEVELS:
                     raise fedpack.PackingError(
                         f"{where}: expected values in [-{LEVELS}, {LEVELS}], found {array.min()}"
+                    )
+                if not fits(scale, dtype):
+                    raise fedpack.PackingError(
+                        f"{where}: scale {scale} overflows {dtype} (127 x scale is not finite)"
                     )
                 weights.append(dequantize(array, scale, dtype))
             else:
