@@ -15,7 +15,8 @@ Importing fedpack imports numpy and pluggy only; no plugin, torch or flwr.
 
 from __future__ import annotations
 
-from ._api import default_registry, get_packer, get_packer_class, list_packers, unpack
+from ._api import compose, default_registry, get_packer, get_packer_class, list_packers, unpack
+from ._compose import ComposedPacker
 from ._errors import (
     FedpackError,
     PackerConflictError,
@@ -32,6 +33,7 @@ from .hookspecs import hookimpl
 __version__ = "0.1.0"
 
 __all__ = [
+    "ComposedPacker",
     "Encoded",
     "FedpackError",
     "Frame",
@@ -47,6 +49,7 @@ __all__ = [
     "Sections",
     "UnknownPackerError",
     "__version__",
+    "compose",
     "default_registry",
     "get_packer",
     "get_packer_class",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ._compose import ComposedPacker
 from ._errors import PackingError
 from ._packer import ParameterPacker
 from ._registry import PackerInfo, PackerRegistry
@@ -12,7 +13,14 @@ from ._typing import NDArrays
 from .checks import array_list
 from .frame import read_frame
 
-__all__ = ["default_registry", "get_packer", "get_packer_class", "list_packers", "unpack"]
+__all__ = [
+    "compose",
+    "default_registry",
+    "get_packer",
+    "get_packer_class",
+    "list_packers",
+    "unpack",
+]
 
 _default: PackerRegistry | None = None
 _default_lock = threading.Lock()
@@ -71,4 +79,22 @@ def unpack(
             f"({cls.__module__}.{cls.__qualname__}): {exc}"
         ) from exc
     weights, extra = packer.unpack_parameters(arrays)
+    if isinstance(packer, ComposedPacker):
+        return packer.composition, weights, extra
     return frame.packer, weights, extra
+
+
+def compose(*names: str, registry: PackerRegistry | None = None, **options: Any) -> ComposedPacker:
+    """A packer for two or more registered packers in one payload, weights carried once.
+
+    ``compose("scaffold", "clipping_bit")`` is ``get_packer("scaffold+clipping_bit")``: its
+    extra data is a tuple ``(control_variates, clipping_bit)``. Options of a part go under the
+    part's name (``scaffold={"size_of_model_params": 62}``); ``framed=`` applies to the whole.
+    ``fedpack.unpack`` of a composed payload returns the name ``"scaffold+clipping_bit"``.
+    """
+    if len(names) < 2 or not all(isinstance(name, str) for name in names):
+        raise TypeError(f"compose: expected two or more packer names, found {names!r}")
+    packer = (registry or default_registry()).get_packer("+".join(names), **options)
+    if not isinstance(packer, ComposedPacker):  # pragma: no cover - the registry guarantees it
+        raise TypeError(f"compose: expected a composition, found {packer!r}")
+    return packer

@@ -17,6 +17,7 @@ __all__ = ["main"]
 #: subcommand name -> module implementing it
 COMMANDS = {
     "list": "fedpack._cmd_list",
+    "check": "fedpack._cmd_check",
     "demo": "fedpack._cmd_demo",
 }
 

@@ -57,6 +57,18 @@ class ParameterPacker(ABC, Generic[T]):
     #: The registry name of this packer class.
     name: ClassVar[str]
 
+    #: ``None`` for a lossless packer (weights come back exactly). A lossy packer (quantization,
+    #: compression) sets the error it guarantees, relative to each tensor's largest magnitude:
+    #: every floating-point weight ``x`` comes back as ``y`` with
+    #: ``np.allclose(y, x, rtol=0, atol=lossy_tolerance * max|x|)``; shapes, dtypes and
+    #: non-floating weights still come back exactly. The conformance checks use it.
+    lossy_tolerance: ClassVar[float | None] = None
+
+    #: ``True`` when the weights section holds new arrays (quantized, compressed) rather than
+    #: the caller's weight objects; the conformance "no copies" check is then not applicable,
+    #: and a composition takes the weights section from this packer.
+    transforms_weights: ClassVar[bool] = False
+
     def __init__(self, *, framed: bool = True) -> None:
         """Create a packer; ``framed=False`` selects FL4Health's exact layout (no frame)."""
         if not isinstance(framed, bool):
@@ -150,6 +162,28 @@ class ParameterPacker(ABC, Generic[T]):
         """Constructor options the receiver needs, written into the frame (default: none)."""
         return {}
 
+    # -- optional hooks for the conformance checks (fedpack.testing, ``fedpack check``) --------
+
+    @classmethod
+    def example_extras(cls, weights: NDArrays) -> list[Any]:
+        """Valid extra data to pack with ``weights``, for the conformance checks (default: none).
+
+        A plugin overrides this to let ``fedpack check`` and :mod:`fedpack.testing` round-trip
+        its packer without knowing what its extra data looks like. Return a few values of
+        ``T`` that fit ``weights`` (e.g. one control variate per weight), or ``[]`` when these
+        weights cannot carry an extra (the checks then skip this set of weights).
+        """
+        return []
+
+    @classmethod
+    def example_options(cls, weights: NDArrays) -> dict[str, Any]:
+        """Constructor options the conformance checks use with ``weights`` (default: none).
+
+        Both layouts are built with them, e.g. ``{"size_of_model_params": len(weights)}`` for a
+        packer that cannot split FL4Health's layout without that option.
+        """
+        return {}
+
 
 class ScalarPacker(ParameterPacker[float]):
     """A packer whose extra data is one finite real number, sent after the weights.
@@ -176,6 +210,11 @@ class ScalarPacker(ParameterPacker[float]):
             sections.one(self.section), what=self.section, where=sections.where(self.section)
         )
         return sections["weights"], value
+
+    @classmethod
+    def example_extras(cls, weights: NDArrays) -> list[Any]:
+        """A few finite scalars: any weights can carry them."""
+        return [0.0, 1.0, -2.5]
 
     def split_unframed(self, packed: NDArrays) -> Sections:
         """The last array is the scalar; everything before it is the weights."""

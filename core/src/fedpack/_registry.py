@@ -13,6 +13,7 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
+from ._compose import COMPOSE, composed_class
 from ._discovery import GROUP, EntryPoint, normalize_name, scan
 from ._errors import PackerConflictError, PluginLoadError, UnknownPackerError
 from ._packer import ParameterPacker
@@ -172,6 +173,8 @@ class PackerRegistry:
         :class:`PackerConflictError` unless ``replace=True``, in which case ``cls`` wins.
         """
         name = _class_name(cls, where="register()")
+        if name == COMPOSE:
+            raise PackerConflictError(f"packer name {COMPOSE!r} is reserved for compositions")
         with self._lock:
             if not replace:
                 if name in self._local and self._local[name] is not cls:
@@ -203,13 +206,27 @@ class PackerRegistry:
     # -- lookups -------------------------------------------------------------------------------
 
     def get_packer_class(self, name: str) -> type[ParameterPacker[Any]]:
-        """The packer class registered under ``name`` (case and ``-``/``_`` are normalised)."""
+        """The packer class registered under ``name`` (case and ``-``/``_`` are normalised).
+
+        ``"a+b"`` names a composition of the packers ``a`` and ``b`` (see
+        :class:`fedpack.ComposedPacker`); ``"compose"`` is the generic composition class that
+        frames of composed payloads name.
+        """
         if not isinstance(name, str):
             raise TypeError(f"packer name: expected a str, found {type(name).__name__}")
         key = normalize_name(name)
         cls = self._resolved.get(key)
         if cls is not None:
             return cls
+        if "+" in key or key == COMPOSE:
+            try:
+                composed = composed_class(key, self)
+            except ValueError as exc:
+                raise UnknownPackerError(
+                    str(exc), name=key, available=tuple(self.names())
+                ) from None
+            with self._lock:
+                return self._resolved.setdefault(key, composed)
         with self._lock:
             if self.strict and not self._strict_checked:
                 self._load_everything()

@@ -1,0 +1,198 @@
+"""Wire bytes of the int8 packer on ResNet-18's state_dict, against plain float32.
+
+Run: python benchmarks/int8_bytes.py   (needs fedpack-core and fedpack-int8 installed)
+
+The shapes are torchvision's ResNet-18 ``state_dict()`` (122 entries): the 62 parameters
+(float32, 11,689,512 values, 46.8 MB) plus the BatchNorm buffers (40 float32 running statistics
+and 20 int64 0-d ``num_batches_tracked``). Expected: about 0.25x the float32 bytes. Other
+benchmark scripts can import :data:`RESNET18_STATE_DICT`, :func:`resnet18_weights` and
+:func:`wire_bytes`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import fedpack
+
+#: (name, shape, dtype) of every ResNet-18 state_dict entry, in order.
+RESNET18_STATE_DICT: list[tuple[str, tuple[int, ...], str]] = [
+    ("conv1.weight", (64, 3, 7, 7), "float32"),
+    ("bn1.weight", (64,), "float32"),
+    ("bn1.bias", (64,), "float32"),
+    ("bn1.running_mean", (64,), "float32"),
+    ("bn1.running_var", (64,), "float32"),
+    ("bn1.num_batches_tracked", (), "int64"),
+    ("layer1.0.conv1.weight", (64, 64, 3, 3), "float32"),
+    ("layer1.0.bn1.weight", (64,), "float32"),
+    ("layer1.0.bn1.bias", (64,), "float32"),
+    ("layer1.0.bn1.running_mean", (64,), "float32"),
+    ("layer1.0.bn1.running_var", (64,), "float32"),
+    ("layer1.0.bn1.num_batches_tracked", (), "int64"),
+    ("layer1.0.conv2.weight", (64, 64, 3, 3), "float32"),
+    ("layer1.0.bn2.weight", (64,), "float32"),
+    ("layer1.0.bn2.bias", (64,), "float32"),
+    ("layer1.0.bn2.running_mean", (64,), "float32"),
+    ("layer1.0.bn2.running_var", (64,), "float32"),
+    ("layer1.0.bn2.num_batches_tracked", (), "int64"),
+    ("layer1.1.conv1.weight", (64, 64, 3, 3), "float32"),
+    ("layer1.1.bn1.weight", (64,), "float32"),
+    ("layer1.1.bn1.bias", (64,), "float32"),
+    ("layer1.1.bn1.running_mean", (64,), "float32"),
+    ("layer1.1.bn1.running_var", (64,), "float32"),
+    ("layer1.1.bn1.num_batches_tracked", (), "int64"),
+    ("layer1.1.conv2.weight", (64, 64, 3, 3), "float32"),
+    ("layer1.1.bn2.weight", (64,), "float32"),
+    ("layer1.1.bn2.bias", (64,), "float32"),
+    ("layer1.1.bn2.running_mean", (64,), "float32"),
+    ("layer1.1.bn2.running_var", (64,), "float32"),
+    ("layer1.1.bn2.num_batches_tracked", (), "int64"),
+    ("layer2.0.conv1.weight", (128, 64, 3, 3), "float32"),
+    ("layer2.0.bn1.weight", (128,), "float32"),
+    ("layer2.0.bn1.bias", (128,), "float32"),
+    ("layer2.0.bn1.running_mean", (128,), "float32"),
+    ("layer2.0.bn1.running_var", (128,), "float32"),
+    ("layer2.0.bn1.num_batches_tracked", (), "int64"),
+    ("layer2.0.conv2.weight", (128, 128, 3, 3), "float32"),
+    ("layer2.0.bn2.weight", (128,), "float32"),
+    ("layer2.0.bn2.bias", (128,), "float32"),
+    ("layer2.0.bn2.running_mean", (128,), "float32"),
+    ("layer2.0.bn2.running_var", (128,), "float32"),
+    ("layer2.0.bn2.num_batches_tracked", (), "int64"),
+    ("layer2.0.downsample.0.weight", (128, 64, 1, 1), "float32"),
+    ("layer2.0.downsample.1.weight", (128,), "float32"),
+    ("layer2.0.downsample.1.bias", (128,), "float32"),
+    ("layer2.0.downsample.1.running_mean", (128,), "float32"),
+    ("layer2.0.downsample.1.running_var", (128,), "float32"),
+    ("layer2.0.downsample.1.num_batches_tracked", (), "int64"),
+    ("layer2.1.conv1.weight", (128, 128, 3, 3), "float32"),
+    ("layer2.1.bn1.weight", (128,), "float32"),
+    ("layer2.1.bn1.bias", (128,), "float32"),
+    ("layer2.1.bn1.running_mean", (128,), "float32"),
+    ("layer2.1.bn1.running_var", (128,), "float32"),
+    ("layer2.1.bn1.num_batches_tracked", (), "int64"),
+    ("layer2.1.conv2.weight", (128, 128, 3, 3), "float32"),
+    ("layer2.1.bn2.weight", (128,), "float32"),
+    ("layer2.1.bn2.bias", (128,), "float32"),
+    ("layer2.1.bn2.running_mean", (128,), "float32"),
+    ("layer2.1.bn2.running_var", (128,), "float32"),
+    ("layer2.1.bn2.num_batches_tracked", (), "int64"),
+    ("layer3.0.conv1.weight", (256, 128, 3, 3), "float32"),
+    ("layer3.0.bn1.weight", (256,), "float32"),
+    ("layer3.0.bn1.bias", (256,), "float32"),
+    ("layer3.0.bn1.running_mean", (256,), "float32"),
+    ("layer3.0.bn1.running_var", (256,), "float32"),
+    ("layer3.0.bn1.num_batches_tracked", (), "int64"),
+    ("layer3.0.conv2.weight", (256, 256, 3, 3), "float32"),
+    ("layer3.0.bn2.weight", (256,), "float32"),
+    ("layer3.0.bn2.bias", (256,), "float32"),
+    ("layer3.0.bn2.running_mean", (256,), "float32"),
+    ("layer3.0.bn2.running_var", (256,), "float32"),
+    ("layer3.0.bn2.num_batches_tracked", (), "int64"),
+    ("layer3.0.downsample.0.weight", (256, 128, 1, 1), "float32"),
+    ("layer3.0.downsample.1.weight", (256,), "float32"),
+    ("layer3.0.downsample.1.bias", (256,), "float32"),
+    ("layer3.0.downsample.1.running_mean", (256,), "float32"),
+    ("layer3.0.downsample.1.running_var", (256,), "float32"),
+    ("layer3.0.downsample.1.num_batches_tracked", (), "int64"),
+    ("layer3.1.conv1.weight", (256, 256, 3, 3), "float32"),
+    ("layer3.1.bn1.weight", (256,), "float32"),
+    ("layer3.1.bn1.bias", (256,), "float32"),
+    ("layer3.1.bn1.running_mean", (256,), "float32"),
+    ("layer3.1.bn1.running_var", (256,), "float32"),
+    ("layer3.1.bn1.num_batches_tracked", (), "int64"),
+    ("layer3.1.conv2.weight", (256, 256, 3, 3), "float32"),
+    ("layer3.1.bn2.weight", (256,), "float32"),
+    ("layer3.1.bn2.bias", (256,), "float32"),
+    ("layer3.1.bn2.running_mean", (256,), "float32"),
+    ("layer3.1.bn2.running_var", (256,), "float32"),
+    ("layer3.1.bn2.num_batches_tracked", (), "int64"),
+    ("layer4.0.conv1.weight", (512, 256, 3, 3), "float32"),
+    ("layer4.0.bn1.weight", (512,), "float32"),
+    ("layer4.0.bn1.bias", (512,), "float32"),
+    ("layer4.0.bn1.running_mean", (512,), "float32"),
+    ("layer4.0.bn1.running_var", (512,), "float32"),
+    ("layer4.0.bn1.num_batches_tracked", (), "int64"),
+    ("layer4.0.conv2.weight", (512, 512, 3, 3), "float32"),
+    ("layer4.0.bn2.weight", (512,), "float32"),
+    ("layer4.0.bn2.bias", (512,), "float32"),
+    ("layer4.0.bn2.running_mean", (512,), "float32"),
+    ("layer4.0.bn2.running_var", (512,), "float32"),
+    ("layer4.0.bn2.num_batches_tracked", (), "int64"),
+    ("layer4.0.downsample.0.weight", (512, 256, 1, 1), "float32"),
+    ("layer4.0.downsample.1.weight", (512,), "float32"),
+    ("layer4.0.downsample.1.bias", (512,), "float32"),
+    ("layer4.0.downsample.1.running_mean", (512,), "float32"),
+    ("layer4.0.downsample.1.running_var", (512,), "float32"),
+    ("layer4.0.downsample.1.num_batches_tracked", (), "int64"),
+    ("layer4.1.conv1.weight", (512, 512, 3, 3), "float32"),
+    ("layer4.1.bn1.weight", (512,), "float32"),
+    ("layer4.1.bn1.bias", (512,), "float32"),
+    ("layer4.1.bn1.running_mean", (512,), "float32"),
+    ("layer4.1.bn1.running_var", (512,), "float32"),
+    ("layer4.1.bn1.num_batches_tracked", (), "int64"),
+    ("layer4.1.conv2.weight", (512, 512, 3, 3), "float32"),
+    ("layer4.1.bn2.weight", (512,), "float32"),
+    ("layer4.1.bn2.bias", (512,), "float32"),
+    ("layer4.1.bn2.running_mean", (512,), "float32"),
+    ("layer4.1.bn2.running_var", (512,), "float32"),
+    ("layer4.1.bn2.num_batches_tracked", (), "int64"),
+    ("fc.weight", (1000, 512), "float32"),
+    ("fc.bias", (1000,), "float32"),
+]
+
+
+def resnet18_weights(seed: int = 0) -> fedpack.NDArrays:
+    """Random weights with ResNet-18's state_dict shapes and dtypes."""
+    rng = np.random.default_rng(seed)
+    out: fedpack.NDArrays = []
+    for _, shape, dtype in RESNET18_STATE_DICT:
+        if dtype == "int64":
+            out.append(np.array(rng.integers(0, 10_000), dtype=np.int64).reshape(shape))
+        else:
+            out.append((rng.standard_normal(shape) * 0.05).astype(dtype))
+    return out
+
+
+def wire_bytes(packed: fedpack.NDArrays) -> int:
+    """The bytes of a payload's arrays (what Flower's npy serializer ships, headers aside)."""
+    return sum(int(array.nbytes) for array in packed)
+
+
+def main() -> None:
+    weights = resnet18_weights()
+    params = [
+        w
+        for (name, _, _), w in zip(RESNET18_STATE_DICT, weights, strict=True)
+        if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    ]
+    plain = fedpack.get_packer("clipping_bit").pack_parameters(weights, 1.0)
+    int8 = fedpack.get_packer("int8").pack_parameters(weights, [])
+    both = fedpack.get_packer("int8+clipping_bit").pack_parameters(weights, ([], 1.0))
+    base = wire_bytes(weights)
+    print(
+        f"ResNet-18 state_dict: {len(weights)} arrays, {base / 1e6:.2f} MB "
+        f"({len(params)} parameters: {wire_bytes(params) / 1e6:.2f} MB)"
+    )
+    for label, packed in (
+        ("float32 + clipping_bit", plain),
+        ("int8", int8),
+        ("int8+clipping_bit", both),
+    ):
+        size = wire_bytes(packed)
+        print(
+            f"  {label:<24} {len(packed):>4} arrays  {size / 1e6:8.2f} MB  "
+            f"{size / base:.3f}x float32"
+        )
+    _, restored, _ = fedpack.unpack(int8)
+    worst = max(
+        float(np.max(np.abs(r.astype(np.float64) - w.astype(np.float64))))
+        / max(float(np.max(np.abs(w))), 1e-300)
+        for r, w in zip(restored, weights, strict=True)
+        if w.dtype.kind == "f"
+    )
+    print(f"  int8 worst error / max|x| = {worst:.5f} (bound 1/254 = {1 / 254:.5f})")
+
+
+if __name__ == "__main__":
+    main()

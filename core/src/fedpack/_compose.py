@@ -1,0 +1,397 @@
+"""Composition: several registered packers in one payload, weights carried once.
+
+``get_packer("scaffold+clipping_bit")`` (or :func:`fedpack.compose`) builds a packer whose
+extra data is a tuple ``(control_variates, clipping_bit)``. It is made from the parts' own
+:meth:`~fedpack.ParameterPacker.encode`, :meth:`~fedpack.ParameterPacker.decode` and
+:meth:`~fedpack.ParameterPacker.split_unframed`, so every packer composes without new code.
+
+Payload (framed)::
+
+    weights..., <part 1 sections>..., <part 2 sections>..., frame
+
+The frame names the packer ``compose``; its options list the parts (name and constructor
+options, so :func:`fedpack.unpack` rebuilds the composition) and its meta records, per part,
+its section counts and its own meta. A part's section ``s`` is called ``s`` in the payload when
+``s`` is the part's name, else ``<part>__<s>``. Unpacking checks the recorded parts against the
+packer's own, in order: a payload of ``scaffold+clipping_bit`` unpacked as
+``clipping_bit+scaffold`` (or as plain ``scaffold``) is a :class:`fedpack.PackingError`.
+
+Without a frame (``framed=False``) the same arrays are sent without the frame and split by
+peeling parts off the end: the last part splits the whole list, what it calls the weights is
+handed to the part before it, and so on. That is right when every part but the first finds its
+own arrays at the end of the list (``clipping_bit``, ``adaptive_constraint``, ``layer_names``);
+a part that splits from the front (``scaffold`` with ``size_of_model_params``) must come first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._discovery import normalize_name
+from ._errors import PackingError
+from ._packer import Encoded, ParameterPacker
+from ._typing import JSONValue, NDArrays
+from .checks import describe
+from .frame import Sections
+
+if TYPE_CHECKING:
+    from ._registry import PackerRegistry
+
+__all__ = ["COMPOSE", "ComposedPacker", "composed_class", "split_composition"]
+
+#: The packer name a composed payload's frame carries (reserved: no plugin may use it).
+COMPOSE = "compose"
+_RESERVED = frozenset({COMPOSE, "framed", "parts"})
+
+
+def split_composition(name: str) -> tuple[str, ...]:
+    """``"scaffold+clipping_bit"`` -> ``("scaffold", "clipping_bit")``, normalised and checked."""
+    parts = tuple(normalize_name(part) for part in name.split("+"))
+    if len(parts) < 2 or not all(parts):
+        raise ValueError(
+            f"composition {name!r}: expected two or more packer names joined by '+', "
+            "e.g. 'scaffold+clipping_bit'"
+        )
+    reserved = sorted(set(parts) & _RESERVED)
+    if reserved:
+        raise ValueError(f"composition {name!r}: {', '.join(reserved)} cannot be a part")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"composition {name!r}: expected each packer at most once")
+    return parts
+
+
+def _section_name(part: str, section: str) -> str:
+    return section if section == part else f"{part}__{section}"
+
+
+class _OffsetSections(Sections):
+    """A part's view of a composed payload: its own section names, the payload's positions."""
+
+    def __init__(self, parts: Sequence[tuple[str, NDArrays]], starts: Mapping[str, int]) -> None:
+        super().__init__(parts)
+        self._starts = dict(starts)
+
+
+class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
+    """Two or more registered packers in one payload; the extra data is a tuple, one per part.
+
+    Get one with ``fedpack.get_packer("scaffold+clipping_bit", scaffold={...})`` or
+    :func:`fedpack.compose`: options of a part are passed as a dict under the part's name.
+    The weights are carried once; a part that declares
+    :attr:`~fedpack.ParameterPacker.transforms_weights` (at most one may) provides the weights
+    section, the others must leave the weights as they are.
+    """
+
+    name: ClassVar[str] = COMPOSE
+    #: The part names of a class made for one composition (``None`` on the generic class, which
+    #: takes them from a frame's ``parts`` option).
+    part_names: ClassVar[tuple[str, ...] | None] = None
+    _registry: ClassVar[PackerRegistry | None] = None
+
+    def __init__(
+        self,
+        *,
+        framed: bool = True,
+        parts: Sequence[Mapping[str, Any]] | None = None,
+        **part_options: Mapping[str, Any],
+    ) -> None:
+        """Build the parts; ``parts`` (from a frame) is ``[{"packer": n, "options": {...}}]``."""
+        super().__init__(framed=framed)
+        if parts is not None:
+            if part_options:
+                raise TypeError("compose: give either parts= or per-part options, not both")
+            names, options = _parts_from_option(parts)
+            if self.part_names is not None and names != self.part_names:
+                raise ValueError(
+                    f"compose: expected parts {'+'.join(self.part_names)}, found {'+'.join(names)}"
+                )
+        elif self.part_names is None:
+            raise TypeError("compose: expected parts=[...] or a composition such as 'a+b'")
+        else:
+            names = self.part_names
+            unknown = sorted(set(part_options) - set(names))
+            if unknown:
+                raise TypeError(
+                    f"compose {'+'.join(names)}: unexpected option(s) {', '.join(unknown)}; "
+                    "options of a part go under its name, e.g. scaffold={...}"
+                )
+            options = []
+            for part in names:
+                opts = part_options.get(part, {})
+                if not isinstance(opts, Mapping):
+                    raise TypeError(
+                        f"compose: options of part {part!r} must be a dict, found {describe(opts)}"
+                    )
+                options.append(dict(opts))
+        for part, opts in zip(names, options, strict=True):
+            if "framed" in opts:
+                raise TypeError(f"compose: part {part!r}: set framed= on the composition only")
+        registry = self._registry_or_default()
+        _check_classes(names, [registry.get_packer_class(part) for part in names])
+        #: The part packers, in payload order.
+        self.parts: tuple[ParameterPacker[Any], ...] = tuple(
+            registry.get_packer(part, framed=framed, **opts)
+            for part, opts in zip(names, options, strict=True)
+        )
+
+    @classmethod
+    def _registry_or_default(cls) -> PackerRegistry:
+        if cls._registry is not None:
+            return cls._registry
+        from ._api import default_registry
+
+        return default_registry()
+
+    @property
+    def composition(self) -> str:
+        """The composition's name, e.g. ``"scaffold+clipping_bit"``."""
+        return "+".join(part.name for part in self.parts)
+
+    def __repr__(self) -> str:
+        options = {p.name: p.frame_options() for p in self.parts if p.frame_options()}
+        args = "".join(f", {key}={value!r}" for key, value in options.items())
+        return f"compose({self.composition!r}{args}, framed={self.framed!r})"
+
+    # -- the plugin methods, from the parts' -----------------------------------------------------
+
+    def encode(self, model_weights: NDArrays, additional_parameters: tuple[Any, ...]) -> Encoded:
+        """Encode every part; keep one weights section and every part's other sections."""
+        extras = self._extras(additional_parameters)
+        weights: NDArrays = model_weights
+        sections: list[tuple[str, NDArrays]] = []
+        parts_meta: list[JSONValue] = []
+        for part, extra in zip(self.parts, extras, strict=True):
+            encoded = part.encode(model_weights, extra)
+            if not encoded.sections or encoded.sections[0][0] != "weights":
+                raise PackingError(
+                    f"compose: part {part.name!r}: encode() must return the 'weights' section "
+                    f"first, found {[name for name, _ in encoded.sections]}"
+                )
+            part_weights = encoded.sections[0][1]
+            if part.transforms_weights:
+                weights = part_weights
+            elif len(part_weights) != len(model_weights) or any(
+                a is not b for a, b in zip(part_weights, model_weights, strict=True)
+            ):
+                raise PackingError(
+                    f"compose: part {part.name!r} changed the weights section but does not set "
+                    "transforms_weights = True; a composition carries the weights once"
+                )
+            own = encoded.sections[1:]
+            for section, arrays in own:
+                sections.append((_section_name(part.name, section), arrays))
+            parts_meta.append(
+                {
+                    "packer": part.name,
+                    "sections": [[section, len(arrays)] for section, arrays in own],
+                    "meta": dict(encoded.meta),
+                }
+            )
+        names = ["weights", *(name for name, _ in sections)]
+        if len(set(names)) != len(names):
+            raise PackingError(f"compose {self.composition}: section names collide: {names}")
+        return Encoded([("weights", weights), *sections], {"parts": parts_meta})
+
+    def decode(
+        self, sections: Sections, meta: Mapping[str, JSONValue]
+    ) -> tuple[NDArrays, tuple[Any, ...]]:
+        """Decode every part from the weights and its own sections; check the recorded parts."""
+        layout = self._layout(sections, meta)
+        weights_section = sections["weights"]
+        starts = _starts(sections)
+        weights: NDArrays | None = None
+        extras: list[Any] = []
+        for part, (own, part_meta) in zip(self.parts, layout, strict=True):
+            view = [("weights", weights_section)]
+            view_starts = {"weights": 0}
+            for section in own:
+                name = _section_name(part.name, section)
+                view.append((section, sections[name]))
+                view_starts[section] = starts[name]
+            part_weights, extra = part.decode(_OffsetSections(view, view_starts), part_meta)
+            if weights is None or part.transforms_weights:
+                weights = part_weights
+            extras.append(extra)
+        if weights is None:  # pragma: no cover - a composition has two parts or more
+            raise PackingError("compose: no parts")
+        return weights, tuple(extras)
+
+    def split_unframed(self, packed: NDArrays) -> Sections:
+        """Peel the parts off the end, the last part first (see the module docs)."""
+        rest = packed
+        own: list[list[tuple[str, NDArrays]]] = []
+        for part in reversed(self.parts):
+            split = part.split_unframed(rest)
+            own.insert(0, [(n, a) for n, a in split.items() if n != "weights"])
+            rest = split["weights"]
+        parts: list[tuple[str, NDArrays]] = [("weights", rest)]
+        for part, sections in zip(self.parts, own, strict=True):
+            parts.extend((_section_name(part.name, n), a) for n, a in sections)
+        return Sections(parts)
+
+    def frame_options(self) -> dict[str, JSONValue]:
+        """The parts and their options, for :func:`fedpack.unpack` to rebuild the composition."""
+        return {"parts": [{"packer": p.name, "options": p.frame_options()} for p in self.parts]}
+
+    # -- conformance hooks -------------------------------------------------------------------------
+
+    @classmethod
+    def example_extras(cls, weights: NDArrays) -> list[Any]:
+        """Tuples of the parts' example extras (the longest list, the others cycled)."""
+        if cls.part_names is None:
+            return []
+        registry = cls._registry_or_default()
+        lists = [registry.get_packer_class(n).example_extras(weights) for n in cls.part_names]
+        if not all(lists):
+            return []
+        longest = max(len(values) for values in lists)
+        cycled = [list(itertools.islice(itertools.cycle(v), longest)) for v in lists]
+        return [tuple(combo) for combo in zip(*cycled, strict=True)]
+
+    @classmethod
+    def example_options(cls, weights: NDArrays) -> dict[str, Any]:
+        """The parts' example options, each under its part's name."""
+        if cls.part_names is None:
+            return {}
+        registry = cls._registry_or_default()
+        found = {n: registry.get_packer_class(n).example_options(weights) for n in cls.part_names}
+        return {name: options for name, options in found.items() if options}
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _extras(self, value: object) -> tuple[Any, ...]:
+        if not isinstance(value, (tuple, list)) or len(value) != len(self.parts):
+            raise PackingError(
+                f"compose {self.composition}: additional_parameters: expected a tuple of "
+                f"{len(self.parts)} extras ({', '.join(p.name for p in self.parts)}), "
+                f"found {describe(value)}"
+                + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
+            )
+        return tuple(value)
+
+    def _layout(
+        self, sections: Sections, meta: Mapping[str, JSONValue]
+    ) -> list[tuple[list[str], Mapping[str, JSONValue]]]:
+        """Per part: its own section names (payload order) and its meta."""
+        if not self.framed:  # the split came from split_unframed, with our own names
+            layout: list[tuple[list[str], Mapping[str, JSONValue]]] = []
+            names = list(sections)[1:]
+            for part in self.parts:
+                prefix = f"{part.name}__"
+                own = [
+                    n.removeprefix(prefix) for n in names if n == part.name or n.startswith(prefix)
+                ]
+                layout.append((own, {}))
+            return layout
+        recorded = meta.get("parts")
+        expected = self.composition
+        entries: list[dict[str, JSONValue]] = []
+        if isinstance(recorded, list):
+            entries = [p for p in recorded if isinstance(p, dict)]
+        if (
+            not isinstance(recorded, list)
+            or len(entries) != len(recorded)
+            or not all(set(p) == {"packer", "sections", "meta"} for p in entries)
+        ):
+            raise PackingError(
+                f"compose {expected}: expected the frame meta to record the parts as "
+                f"[{{packer, sections, meta}}, ...], found {recorded!r:.200}"
+            )
+        found = "+".join(str(p["packer"]) for p in entries)
+        if found != expected:
+            raise PackingError(
+                f"expected a payload of composition {expected!r}, found one of {found!r}"
+            )
+        layout = []
+        payload_sections = dict(sections.counts())
+        claimed = {"weights"}
+        for part, entry in zip(self.parts, entries, strict=True):
+            part_sections: list[str] = []
+            raw_sections = entry["sections"]
+            part_meta = entry["meta"]
+            if not isinstance(raw_sections, list) or not isinstance(part_meta, dict):
+                raise PackingError(
+                    f"compose {expected}: part {part.name!r}: expected sections as a list and "
+                    f"meta as an object, found {raw_sections!r:.100} and {part_meta!r:.100}"
+                )
+            for item in raw_sections:
+                if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+                    raise PackingError(
+                        f"compose {expected}: part {part.name!r}: expected [name, count], "
+                        f"found {item!r:.100}"
+                    )
+                name = _section_name(part.name, item[0])
+                if payload_sections.get(name) != item[1] or name in claimed:
+                    raise PackingError(
+                        f"compose {expected}: part {part.name!r} records section {item[0]!r} "
+                        f"with {item[1]!r} arrays, the frame has {payload_sections.get(name)!r}"
+                    )
+                claimed.add(name)
+                part_sections.append(item[0])
+            layout.append((part_sections, part_meta))
+        if claimed != set(payload_sections):
+            raise PackingError(
+                f"compose {expected}: sections {sorted(set(payload_sections) - claimed)} belong "
+                "to no part"
+            )
+        return layout
+
+
+def _parts_from_option(parts: object) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    if not isinstance(parts, Sequence) or isinstance(parts, (str, bytes)):
+        raise ValueError(f"compose: parts: expected a list, found {describe(parts)}")
+    names: list[str] = []
+    options: list[dict[str, Any]] = []
+    for entry in parts:
+        if (
+            not isinstance(entry, Mapping)
+            or set(entry) != {"packer", "options"}
+            or not isinstance(entry["packer"], str)
+            or not isinstance(entry["options"], Mapping)
+        ):
+            raise ValueError(
+                f"compose: parts: expected {{'packer': str, 'options': dict}}, found {entry!r:.100}"
+            )
+        names.append(entry["packer"])
+        options.append(dict(entry["options"]))
+    return split_composition("+".join(names)), options
+
+
+def _check_classes(names: Sequence[str], classes: Sequence[type[ParameterPacker[Any]]]) -> None:
+    for name, cls in zip(names, classes, strict=True):
+        if issubclass(cls, ComposedPacker):
+            raise ValueError(f"compose: part {name!r} is itself a composition; list its parts")
+    transforming = [n for n, c in zip(names, classes, strict=True) if c.transforms_weights]
+    if len(transforming) > 1:
+        raise ValueError(
+            f"compose: at most one part may transform the weights, found {', '.join(transforming)}"
+        )
+
+
+def _starts(sections: Sections) -> dict[str, int]:
+    starts: dict[str, int] = {}
+    position = 0
+    for name, count in sections.counts():
+        starts[name] = position
+        position += count
+    return starts
+
+
+def composed_class(name: str, registry: PackerRegistry) -> type[ComposedPacker]:
+    """The packer class for ``name``: ``compose`` (generic) or ``a+b+...`` (these parts)."""
+    if name == COMPOSE:
+        return type("ComposedPacker", (ComposedPacker,), {"_registry": registry})
+    names = split_composition(name)
+    classes = [registry.get_packer_class(part) for part in names]
+    _check_classes(names, classes)
+    lossy = [c.lossy_tolerance for c in classes if c.lossy_tolerance is not None]
+    namespace: dict[str, Any] = {
+        "__doc__": f"The composition {'+'.join(names)} (see fedpack.ComposedPacker).",
+        "part_names": names,
+        "_registry": registry,
+        "transforms_weights": any(c.transforms_weights for c in classes),
+        "lossy_tolerance": max(lossy) if lossy else None,
+    }
+    return type(f"ComposedPacker[{'+'.join(names)}]", (ComposedPacker,), namespace)
