@@ -130,6 +130,7 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
                 raise TypeError(f"compose: part {part!r}: set framed= on the composition only")
         registry = self._registry_or_default()
         _check_classes(names, [registry.get_packer_class(part) for part in names])
+        self._options = {part: opts for part, opts in zip(names, options, strict=True) if opts}
         #: The part packers, in payload order.
         self.parts: tuple[ParameterPacker[Any], ...] = tuple(
             registry.get_packer(part, framed=framed, **opts)
@@ -150,8 +151,7 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
         return "+".join(part.name for part in self.parts)
 
     def __repr__(self) -> str:
-        options = {p.name: p.frame_options() for p in self.parts if p.frame_options()}
-        args = "".join(f", {key}={value!r}" for key, value in options.items())
+        args = "".join(f", {key}={value!r}" for key, value in self._options.items())
         return f"compose({self.composition!r}{args}, framed={self.framed!r})"
 
     # -- the plugin methods, from the parts' -----------------------------------------------------
