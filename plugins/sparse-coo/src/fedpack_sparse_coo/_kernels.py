@@ -253,7 +253,7 @@ def _check_unique_any_order(flat: IntpArray, size: int, what: str) -> IntpArray:
 # ---------------------------------------------------------------------------
 
 
-def extract_flat(x: Array) -> tuple[Array, IntpArray]:
+def extract_flat(x: npt.ArrayLike) -> tuple[Array, IntpArray]:
     """Non-zero elements of ``x`` and their flat C-order positions.
 
     Returns ``(values, flat_indices)``: ``values`` is 1-D in ``x.dtype``,
@@ -265,9 +265,9 @@ def extract_flat(x: Array) -> tuple[Array, IntpArray]:
 
     Cost: one compare pass, one ``flatnonzero`` over a bool mask and one gather.
     """
-    x = np.asarray(x)
-    _check_numeric(x, "x")
-    v = _c_ravel(x)
+    arr = np.asarray(x)
+    _check_numeric(arr, "x")
+    v = _c_ravel(arr)
     mask = v if v.dtype == np.bool_ else np.not_equal(v, 0)
     flat = np.flatnonzero(mask)
     return np.take(v, flat), flat
@@ -310,7 +310,7 @@ def coo_from_flat(flat_indices: Array, shape: ShapeLike) -> Int64Array:
     return out
 
 
-def extract_coo(x: Array) -> tuple[Array, Int64Array, Int64Array]:
+def extract_coo(x: npt.ArrayLike) -> tuple[Array, Int64Array, Int64Array]:
     """FL4Health's sparse COO triple for ``x``: ``(values, indices, shape)``.
 
     * ``values``: 1-D, ``x.dtype``, the non-zero elements in row-major order
@@ -322,13 +322,13 @@ def extract_coo(x: Array) -> tuple[Array, Int64Array, Int64Array]:
     Equal to the reference ``np.nonzero`` based extraction, but computes the flat
     positions once and unravels them into one preallocated matrix.
     """
-    x = np.asarray(x)
-    values, flat = extract_flat(x)
-    indices = coo_from_flat(flat, x.shape)
-    return values, indices, np.array(x.shape, dtype=np.int64).reshape(x.ndim)
+    arr = np.asarray(x)
+    values, flat = extract_flat(arr)
+    indices = coo_from_flat(flat, arr.shape)
+    return values, indices, np.array(arr.shape, dtype=np.int64).reshape(arr.ndim)
 
 
-def extract_selected(x: Array, selection: Array) -> tuple[Array, IntpArray]:
+def extract_selected(x: npt.ArrayLike, selection: npt.ArrayLike) -> tuple[Array, IntpArray]:
     """Elements of ``x`` chosen by ``selection``, exact zeros included.
 
     ``selection`` is either a bool mask of shape ``x.shape`` (or ``(x.size,)``,
@@ -339,14 +339,14 @@ def extract_selected(x: Array, selection: Array) -> tuple[Array, IntpArray]:
     of zero, so the receiver can tell "selected and 0" from "not sent". Rebuild
     with ``base=`` to keep the receiver's values at unselected positions.
     """
-    x = np.asarray(x)
-    _check_numeric(x, "x")
+    arr = np.asarray(x)
+    _check_numeric(arr, "x")
     sel = np.asarray(selection)
-    v = _c_ravel(x)
+    v = _c_ravel(arr)
     if sel.dtype == np.bool_:
-        if sel.shape != x.shape and sel.shape != (v.shape[0],):
+        if sel.shape != arr.shape and sel.shape != (v.shape[0],):
             raise PackingError(
-                f"selection: expected a bool mask of shape {x.shape} or {(v.shape[0],)}, "
+                f"selection: expected a bool mask of shape {arr.shape} or {(v.shape[0],)}, "
                 f"found shape {sel.shape}"
             )
         flat = np.flatnonzero(_c_ravel(sel))
