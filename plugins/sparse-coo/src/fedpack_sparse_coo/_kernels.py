@@ -608,7 +608,7 @@ def _parse_compact(
             f"bitmask: expected padding bits after element {size} to be zero, "
             f"found last byte {int(first[-1]):#04x}"
         )
-    flat = np.flatnonzero(np.unpackbits(first, count=size, bitorder="little"))
+    flat = np.flatnonzero(np.unpackbits(first, count=size, bitorder="little").view(np.bool_))
     if flat.shape[0] != vals.shape[0]:
         raise PackingError(
             f"bitmask: expected popcount equal to the number of values ({vals.shape[0]}), "
