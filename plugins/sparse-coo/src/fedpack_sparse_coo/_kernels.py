@@ -383,6 +383,8 @@ def _coo_out_of_bounds(indices: Array, dims: tuple[int, ...]) -> PackingError:
             )
         indices = indices.astype(np.int64)
     bad = (indices < 0) | (indices >= limits)
+    if not bool(bad.any()):  # pragma: no cover - ravel_multi_index failed otherwise
+        return PackingError(f"indices: expected valid coordinates for shape {dims}")
     r, c = (int(i) for i in np.argwhere(bad)[0])
     return PackingError(
         f"indices: expected 0 <= index < {dims[c]} in dimension {c}, "
@@ -399,7 +401,8 @@ def flat_from_coo(
     columns, that the shape has at most ``max_elements`` elements, and that every
     index is inside its dimension (checked in C by ``np.ravel_multi_index``; the
     offending row is located only on failure). Order and duplicates are not
-    checked here.
+    checked here. An empty index matrix may have any numeric dtype (``np.array([])``
+    is float64).
     """
     dims, _ = _check_shape(shape, max_elements)
     if not isinstance(indices, np.ndarray):
@@ -419,8 +422,8 @@ def flat_from_coo(
     if nnz == 0:
         return np.zeros(0, dtype=np.intp)
     idx = indices
-    if idx.dtype == np.uint64 or (idx.dtype.kind == "i" and idx.dtype.itemsize > 8):
-        if int(idx.max()) > _INTP_MAX:  # pragma: no branch
+    if not np.can_cast(idx.dtype, np.intp, "safe"):  # uint64 (or int64 on 32-bit)
+        if int(idx.max()) > _INTP_MAX:
             raise _coo_out_of_bounds(indices, dims)
         idx = idx.astype(np.intp)
     try:
