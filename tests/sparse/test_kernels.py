@@ -185,8 +185,8 @@ def test_coo_from_flat_and_flat_from_coo() -> None:
 
 
 def test_chunked_unravel_on_large_input() -> None:
-    shape = (70, 64, 3, 3)
-    flat = np.arange(0, math.prod(shape), 3)
+    shape = (130, 64, 3, 3)  # more than two chunks of the kernel's unravel loop
+    flat = np.arange(0, math.prod(shape), 1)
     coo = K.coo_from_flat(flat, shape)
     assert np.array_equal(coo, np.stack(np.unravel_index(flat, shape), axis=1))
 

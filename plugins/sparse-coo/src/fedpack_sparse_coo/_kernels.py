@@ -87,7 +87,7 @@ _UNSIGNED: Final[tuple[type[np.unsignedinteger[Any]], ...]] = (
     np.uint64,
 )
 _INTP_MAX: Final[int] = int(np.iinfo(np.intp).max)
-_CHUNK: Final[int] = 1 << 16
+_UNRAVEL_CHUNK: Final[int] = 1 << 15
 
 Array = npt.NDArray[Any]
 IntpArray = npt.NDArray[np.intp]
@@ -301,12 +301,19 @@ def coo_from_flat(flat_indices: Array, shape: ShapeLike) -> Int64Array:
     if ndim == 1:
         out[:, 0] = flat
         return out
-    for start in range(0, nnz, _CHUNK):
-        stop = min(start + _CHUNK, nnz)
-        cols = np.unravel_index(flat[start:stop].astype(np.intp, copy=False), dims)
+    # Peel dimensions off from the last with integer division by a scalar (numpy
+    # uses libdivide for that), writing each column straight into ``out``; this is
+    # about twice as fast as np.unravel_index plus column copies.
+    for start in range(0, nnz, _UNRAVEL_CHUNK):
+        stop = min(start + _UNRAVEL_CHUNK, nnz)
+        rest = flat[start:stop].astype(np.int64)
         block = out[start:stop]
-        for axis, col in enumerate(cols):
-            block[:, axis] = col
+        for axis in range(ndim - 1, 0, -1):
+            d = dims[axis]
+            q = rest // d
+            np.subtract(rest, q * d, out=block[:, axis])
+            rest = q
+        block[:, 0] = rest
     return out
 
 
