@@ -1,0 +1,272 @@
+"""The ``sparse_coo`` packer: sparse tensors as values, COO indices, shapes and names.
+
+FL4Health's layout (``SparseCooParameterPacker``, ``framed=False``) for k tensors is
+``values_0..k-1 + indices_0..k-1 + shapes_0..k-1 + [np.array(names)]``: values 1-D in the
+tensor's dtype, indices int64 ``(nnz, ndim)``, shapes int64 ``(ndim,)``, names ``<U..``. The
+framed layout (the default) is the same arrays plus a frame recording k for every section, so
+a payload whose sections disagree is refused instead of re-split.
+
+``encoding="compact"`` (framed only) replaces values + indices by the smallest of three
+per-tensor encodings (flat positions, bitmask, dense; see ``_compact``); unpacking returns the
+same ``(values, (indices, shapes, names))`` and :meth:`SparseCooPacker.unpack_dense` rebuilds
+dense arrays straight from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+import fedpack
+from fedpack import Encoded, NDArray, NDArrays, PackingError, Sections
+from fedpack.checks import array_list, describe, names_from_array, names_to_array, unique_names
+from fedpack.frame import is_frame, read_frame
+
+from ._compact import compact_tensors, decode_tensors, encode_tensors, rebuild_tensors
+from ._dense import densify, extract_coo_info, sparsify
+from ._kernels import DEFAULT_MAX_ELEMENTS
+from ._validate import check_all
+
+__all__ = [
+    "DEFAULT_MAX_ELEMENTS",
+    "ENCODINGS",
+    "SparseCooPacker",
+    "densify",
+    "fedpack_register_packers",
+    "sparsify",
+]
+
+#: The values of the ``encoding`` option.
+ENCODINGS = ("coo", "compact")
+
+SparseExtra = tuple[NDArrays, NDArrays, list[str]]
+_COO = ("weights", "indices", "shapes", "names")
+_COMPACT = ("weights", "positions", "shapes", "names")
+_WHAT = "sparse_coo"
+
+
+class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
+    """Sparse tensors in FL4Health's COO form: ``(values, (indices, shapes, names))``.
+
+    ``model_weights`` are the values (one 1-D array per tensor) and ``additional_parameters``
+    is ``(indices, shapes, names)``: one int64 ``(nnz, ndim)`` index matrix, one int64
+    ``(ndim,)`` shape and one name per tensor. Both directions validate every tensor: the
+    counts agree, values are 1-D, indices are 2-D integer with one row per value and one column
+    per dimension, shapes are non-negative, every index is inside its dimension and names are
+    unique non-empty ``str``. Messages name the tensor.
+
+    :param encoding: ``"coo"`` (default; FL4Health's arrays) or ``"compact"`` (per tensor the
+        smallest of flat positions, a bitmask or the dense tensor; needs ``framed=True``,
+        else ``ValueError``). Written into the frame, so :func:`fedpack.unpack` rebuilds it.
+        A packer of either encoding unpacks payloads of both.
+    :param max_elements: the largest element count a tensor's shape may claim (checked before
+        anything is allocated); not sent.
+    :param framed: ``False`` for FL4Health's exact layout.
+    """
+
+    name: ClassVar[str] = "sparse_coo"
+
+    def __init__(
+        self,
+        *,
+        encoding: str = "coo",
+        framed: bool = True,
+        max_elements: int = DEFAULT_MAX_ELEMENTS,
+    ) -> None:
+        """Create the packer; see the class docstring for the options."""
+        super().__init__(framed=framed)
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding: expected one of {ENCODINGS}, found {encoding!r}")
+        if encoding == "compact" and not framed:
+            raise ValueError(
+                "encoding='compact' needs framed=True: FL4Health's layout (framed=False) has no "
+                "frame to record each tensor's encoding"
+            )
+        if isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 0:
+            raise ValueError(f"max_elements: expected a non-negative int, found {max_elements!r}")
+        #: ``"coo"`` or ``"compact"``.
+        self.encoding = encoding
+        #: The largest element count a tensor may claim.
+        self.max_elements = max_elements
+
+    # -- the plugin methods ----------------------------------------------------------------------
+
+    def encode(self, model_weights: NDArrays, additional_parameters: SparseExtra) -> Encoded:
+        """Check every tensor, then lay out FL4Health's sections (or the compact ones)."""
+        indices, shapes, names = _split_extra(additional_parameters)
+        flats = check_all(
+            _WHAT, model_weights, indices, shapes, names, max_elements=self.max_elements
+        )
+        names_array = names_to_array(names)
+        if self.encoding == "compact":
+            weights, positions, encodings = encode_tensors(model_weights, flats, shapes, names)
+            return Encoded(
+                [
+                    ("weights", weights),
+                    ("positions", positions),
+                    ("shapes", shapes),
+                    ("names", [names_array]),
+                ],
+                {"encodings": list(encodings)},
+            )
+        return Encoded(
+            [
+                ("weights", model_weights),
+                ("indices", indices),
+                ("shapes", shapes),
+                ("names", [names_array]),
+            ]
+        )
+
+    def decode(self, sections: Sections, meta: Mapping[str, Any]) -> tuple[NDArrays, SparseExtra]:
+        """Validate every tensor and return ``(values, (indices, shapes, names))``."""
+        names = _names(sections)
+        if _is_compact(sections):
+            tensors = compact_tensors(
+                _WHAT,
+                sections["weights"],
+                sections["positions"],
+                sections["shapes"],
+                names,
+                meta,
+            )
+            values, indices = decode_tensors(_WHAT, tensors, max_elements=self.max_elements)
+            return values, (indices, sections["shapes"], names)
+        values, indices, shapes = sections["weights"], sections["indices"], sections["shapes"]
+        check_all(
+            _WHAT,
+            values,
+            indices,
+            shapes,
+            names,
+            max_elements=self.max_elements,
+            where=sections.where,
+        )
+        return values, (indices, shapes, names)
+
+    def split_unframed(self, packed: NDArrays) -> Sections:
+        """Thirds plus the names, as FL4Health splits (``len % 3 == 1`` required)."""
+        if len(packed) % 3 != 1:
+            raise PackingError(
+                f"{_WHAT} (framed=False): expected 3k+1 arrays (k values, k indices, k shapes, "
+                f"then the names), found {len(packed)}"
+            )
+        k = (len(packed) - 1) // 3
+        return Sections.split(packed, [("weights", k), ("indices", k), ("shapes", k), ("names", 1)])
+
+    def frame_options(self) -> dict[str, Any]:
+        """The encoding (the receiver's packer is rebuilt with it)."""
+        return {"encoding": self.encoding}
+
+    # -- dense helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def extract_coo_info_from_dense(x: Any) -> tuple[NDArray, NDArray, NDArray]:
+        """``(values, indices, shape)`` of a numpy array or torch tensor, as FL4Health's.
+
+        Values are the non-zero elements in row-major order (exact zeros are not sent), indices
+        int64 ``(nnz, ndim)``, shape int64 ``(ndim,)``. Unlike FL4Health this takes numpy
+        arrays too, detaches tensors that require grad, moves CUDA tensors to the CPU, accepts
+        0-d tensors (indices ``(nnz, 0)``) and converts bfloat16 (no numpy dtype) to float32.
+        torch is imported only when a tensor is passed.
+        """
+        return extract_coo_info(x)
+
+    def unpack_dense(
+        self, packed_parameters: NDArrays, *, base: Mapping[str, NDArray] | None = None
+    ) -> tuple[list[str], NDArrays]:
+        """``(names, dense arrays)`` from a payload, validated as by ``unpack_parameters``.
+
+        A compact payload is rebuilt straight from its compact arrays (no COO indices are
+        built: the fast path). Unsent elements are zero, or keep ``base[name]``'s values
+        (``base`` is never modified).
+        """
+        sections, meta = self._sections(packed_parameters)
+        names = _names(sections)
+        if _is_compact(sections):
+            tensors = compact_tensors(
+                _WHAT,
+                sections["weights"],
+                sections["positions"],
+                sections["shapes"],
+                names,
+                meta,
+            )
+            return names, rebuild_tensors(_WHAT, tensors, base, max_elements=self.max_elements)
+        values = sections["weights"]
+        extra = (sections["indices"], sections["shapes"], names)
+        dense = densify(values, extra, base=base, max_elements=self.max_elements)
+        return names, [dense[name] for name in names]
+
+    def _sections(self, packed_parameters: NDArrays) -> tuple[Sections, Mapping[str, Any]]:
+        packed = array_list(packed_parameters, what="packed_parameters")
+        if not self.framed:
+            if packed and is_frame(packed[-1]):
+                raise PackingError(
+                    f"{_WHAT} was built with framed=False but the payload ends in a fedpack frame"
+                )
+            return self.split_unframed(packed), {}
+        frame = read_frame(packed)
+        if frame.packer != self.name:
+            raise PackingError(
+                f"expected a payload of packer {self.name!r}, found one packed by {frame.packer!r}"
+            )
+        return Sections.split(packed[:-1], frame.sections), frame.meta
+
+    # -- conformance hooks -----------------------------------------------------------------------
+
+    @classmethod
+    def example_extras(cls, weights: NDArrays) -> list[Any]:
+        """For 1-D numeric weights (the values): the same values on 1-D and on 2-D tensors."""
+        if not all(w.ndim == 1 and w.dtype.kind in "biufc" for w in weights):
+            return []
+        names = [f"layer{i}.weight" for i in range(len(weights))]
+        spread = [(np.arange(w.size, dtype=np.int64) * 2)[:, None] for w in weights]
+        line = [np.array([2 * w.size + 1], dtype=np.int64) for w in weights]
+        grid = [
+            np.stack([np.arange(w.size), np.arange(w.size) % 3], axis=1).astype(np.int64)
+            for w in weights
+        ]
+        box = [np.array([max(w.size, 1), 3], dtype=np.int64) for w in weights]
+        return [(spread, line, names), (grid, box, names[::-1])]
+
+    @classmethod
+    def example_options(cls, weights: NDArrays) -> dict[str, Any]:
+        """No options: FL4Health's layout splits on its own."""
+        return {}
+
+
+def _split_extra(extra: object) -> tuple[NDArrays, NDArrays, list[str]]:
+    if not isinstance(extra, (tuple, list)) or len(extra) != 3:
+        raise PackingError(
+            f"{_WHAT}: additional_parameters: expected (indices, shapes, names), "
+            f"found {describe(extra)}"
+        )
+    indices = array_list(extra[0], what=f"{_WHAT}: indices")
+    shapes = array_list(extra[1], what=f"{_WHAT}: shapes")
+    names = unique_names(extra[2], what=f"{_WHAT}: names")
+    return indices, shapes, names
+
+
+def _is_compact(sections: Sections) -> bool:
+    # iterate the names: Sections' __getitem__ raises PackingError, not KeyError
+    return "positions" in tuple(sections)
+
+
+def _names(sections: Sections) -> list[str]:
+    expected = _COMPACT if _is_compact(sections) else _COO
+    if tuple(sections) != expected:
+        raise PackingError(
+            f"{_WHAT}: expected the sections {list(expected)}, found {list(sections)}"
+        )
+    return names_from_array(
+        sections.one("names"), what=f"{_WHAT} names", where=sections.where("names")
+    )
+
+
+@fedpack.hookimpl
+def fedpack_register_packers(register: fedpack.hookspecs.RegisterPacker) -> None:
+    """Register :class:`SparseCooPacker` as ``sparse_coo``."""
+    register(SparseCooPacker)
