@@ -54,6 +54,7 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+
 from fedpack import PackingError
 
 __all__ = [
