@@ -75,7 +75,7 @@ def fl4health_extract(model: list[Array]) -> list[tuple[Array, Array, Array]]:
 
 
 def copy_into(buffers: list[Array], model: list[Array]) -> None:
-    for b, x in zip(buffers, model):
+    for b, x in zip(buffers, model, strict=False):
         np.copyto(b, x)
 
 
@@ -115,10 +115,10 @@ def run_density(
     flat = [K.extract_flat(x) for x in model]
     coo = [K.extract_coo(x) for x in model]
     ref = fl4health_extract(model)
-    enc = [K.encode_compact(v, f, x.shape) for (v, f), x in zip(flat, model)]
+    enc = [K.encode_compact(v, f, x.shape) for (v, f), x in zip(flat, model, strict=False)]
 
     # correctness of what is timed
-    for x, (rv, ri, rs), (v, i, s), (e, arrays) in zip(model, ref, coo, enc):
+    for x, (rv, ri, rs), (v, i, s), (e, arrays) in zip(model, ref, coo, enc, strict=False):
         if not (np.array_equal(rv, v) and np.array_equal(ri, i) and np.array_equal(rs, s)):
             raise SystemExit("extract_coo differs from the FL4Health reference")
         if not np.array_equal(K.rebuild_from_compact(e, arrays, x.shape), x):
@@ -133,12 +133,15 @@ def run_density(
         "fl4health extract": lambda: fl4health_extract(model),
         "fedpack extract_flat": lambda: [K.extract_flat(x) for x in model],
         "fedpack extract_coo": lambda: [K.extract_coo(x) for x in model],
-        "fedpack encode": lambda: [K.encode_compact(v, f, s) for (v, f), s in zip(flat, shapes)],
+        "fedpack encode": lambda: [
+            K.encode_compact(v, f, s) for (v, f), s in zip(flat, shapes, strict=False)
+        ],
         "fedpack decode": lambda: [
-            K.decode_compact(e, a, s, x.dtype) for (e, a), s, x in zip(enc, shapes, model)
+            K.decode_compact(e, a, s, x.dtype)
+            for (e, a), s, x in zip(enc, shapes, model, strict=False)
         ],
         "fedpack rebuild compact": lambda: [
-            K.rebuild_from_compact(e, a, s) for (e, a), s in zip(enc, shapes)
+            K.rebuild_from_compact(e, a, s) for (e, a), s in zip(enc, shapes, strict=False)
         ],
         "fedpack rebuild coo": lambda: [K.rebuild_dense(v, i, s) for v, i, s in coo],
     }

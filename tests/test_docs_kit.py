@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = ROOT / "docs" / "writing-a-plugin.md"
+CHAPTER = ROOT / "CONTRIBUTING.md"
 BLOCK = re.compile(r"```\w+\n# file: (\S+)\n(.*?)```", re.DOTALL)
 
 
@@ -23,4 +23,4 @@ def test_the_chapter_quotes_files() -> None:
 @pytest.mark.parametrize(("path", "text"), quotes(), ids=[p for p, _ in quotes()])
 def test_each_quote_matches_the_example(path: str, text: str) -> None:
     source = (ROOT / path).read_text(encoding="utf-8")
-    assert text.strip("\n") in source, f"docs/writing-a-plugin.md is out of date with {path}"
+    assert text.strip("\n") in source, f"CONTRIBUTING.md is out of date with {path}"

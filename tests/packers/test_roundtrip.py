@@ -159,3 +159,17 @@ def test_object_arrays_are_rejected(name: str, framed: bool) -> None:
     packed[0] = np.array([None], dtype=object)
     with pytest.raises(fedpack.PackingError, match="holds Python objects"):
         p.unpack_parameters(packed)
+
+
+def test_frame_options_must_match_the_unpacking_packer() -> None:
+    """A frame written with other options than the receiver's is refused, not half-trusted."""
+    import fedpack
+    from fedpack.frame import Frame, encode_frame, read_frame
+
+    packer = fedpack.get_packer("scaffold")
+    packed = packer.pack_parameters([np.ones(2)], [np.zeros(2)])
+    frame = read_frame(packed)
+    forged = Frame(frame.packer, frame.sections, {"size_of_model_params": 1}, frame.meta)
+    packed[-1] = encode_frame(forged)
+    with pytest.raises(fedpack.PackingError, match=r"frame was written with options .*size_of"):
+        packer.unpack_parameters(packed)

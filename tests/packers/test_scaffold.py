@@ -146,7 +146,8 @@ def test_unpack_applies_size_from_frame_options() -> None:
         WEIGHTS + CONTROL_VARIATES,
         size_of_model_params=5,
     )
-    with pytest.raises(PackingError, match="size_of_model_params is 5 but the payload's frame"):
+    message = r"frame was written with options \{'size_of_model_params': 5\}, this packer has \{\}"
+    with pytest.raises(PackingError, match=message):
         fedpack.unpack(payload)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fedpack import PackerConflictError, UnknownPackerError
+from fedpack import PackerConflictError, ScalarPacker, UnknownPackerError
 
 if TYPE_CHECKING:
     from .conftest import FakeSite
@@ -137,6 +137,19 @@ def test_disabled_argument(site: FakeSite) -> None:
     site.packer_dist("dist-a", "alpha")
     with pytest.raises(UnknownPackerError, match="blocked"):
         site.registry(disabled=["ALPHA"]).get_packer_class("alpha")
+
+
+def test_an_in_process_packer_may_take_a_blocked_plugins_name(site: FakeSite) -> None:
+    site.packer_dist("dist-a", "alpha", module="mod_alpha")
+    registry = site.registry(disabled=["alpha"])
+
+    class Mine(ScalarPacker):
+        name = "alpha"
+        section = "alpha"
+
+    registry.register(Mine)  # no replace=True needed: the plugin cannot be served anyway
+    assert registry.get_packer_class("alpha") is Mine
+    assert "mod_alpha" not in sys.modules
 
 
 def test_blocked_lookup_is_a_lookup_error(site: FakeSite) -> None:

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from fedpack import PackingError
 from fedpack_sparse_coo import _kernels as K
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+from fedpack import PackingError
 
 Array = npt.NDArray[Any]
 
@@ -89,7 +90,7 @@ def layouts(x: Array) -> list[Array]:
     out = [x]
     if x.ndim:  # np.asfortranarray turns a 0-d array into shape (1,)
         out.append(np.asfortranarray(x))
-        big = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
+        big = np.zeros((*x.shape[:-1], 2 * x.shape[-1]), dtype=x.dtype)
         big[..., ::2] = x
         view = big[..., ::2]
         assert not view.flags.c_contiguous or x.size <= 1 or x.shape[-1] <= 1
@@ -112,9 +113,12 @@ def test_extract_coo_matches_reference(dtype: str, shape: tuple[int, ...]) -> No
     for view in layouts(x):
         values, indices, shp = K.extract_coo(view)
         assert same_bits(values, ref_v)
-        assert indices.dtype == np.int64 and indices.shape == (len(ref_v), x.ndim)
+        assert indices.dtype == np.int64
+        assert indices.shape == (len(ref_v), x.ndim)
         assert np.array_equal(indices, ref_i)
-        assert shp.dtype == np.int64 and np.array_equal(shp, ref_s) and shp.shape == (x.ndim,)
+        assert shp.dtype == np.int64
+        assert np.array_equal(shp, ref_s)
+        assert shp.shape == (x.ndim,)
         rebuilt = K.rebuild_dense(values, indices, shp)
         assert same_bits(rebuilt, ref_rebuild(ref_v, ref_i, ref_s))
         assert same_bits(rebuilt, zeros_normalised(x))
@@ -125,24 +129,30 @@ def test_nan_is_sent_and_negative_zero_is_not(dtype: str) -> None:
     x = np.array([0.0, -0.0, np.nan, 1.0, -2.0, 0.0], dtype=dtype).reshape(2, 3)
     values, indices, _ = K.extract_coo(x)
     assert indices.tolist() == [[0, 2], [1, 0], [1, 1]]
-    assert np.isnan(values[0]) and values[1:].tolist() == [1.0, -2.0]
+    assert np.isnan(values[0])
+    assert values[1:].tolist() == [1.0, -2.0]
     v, f = K.extract_flat(x)
-    assert f.tolist() == [2, 3, 4] and f.dtype == np.intp
+    assert f.tolist() == [2, 3, 4]
+    assert f.dtype == np.intp
     assert same_bits(v, values)
 
 
 def test_complex_sent_if_either_part_is_nonzero() -> None:
     x = np.array([0j, 1j, 2 + 0j, complex(-0.0, 0.0)], dtype=np.complex64)
     v, f = K.extract_flat(x)
-    assert f.tolist() == [1, 2] and v.tolist() == [1j, 2]
+    assert f.tolist() == [1, 2]
+    assert v.tolist() == [1j, 2]
 
 
 def test_zero_dim_tensor() -> None:
     v, i, s = K.extract_coo(np.float32(2.5))
-    assert v.tolist() == [2.5] and i.shape == (1, 0) and s.shape == (0,)
+    assert v.tolist() == [2.5]
+    assert i.shape == (1, 0)
+    assert s.shape == (0,)
     assert same_bits(K.rebuild_dense(v, i, s), np.array(2.5, dtype=np.float32))
     v, i, s = K.extract_coo(np.array(0, dtype=np.int64))
-    assert v.shape == (0,) and i.shape == (0, 0)
+    assert v.shape == (0,)
+    assert i.shape == (0, 0)
     assert same_bits(K.rebuild_dense(v, i, s), np.array(0, dtype=np.int64))
 
 
@@ -165,7 +175,8 @@ def test_rebuild_with_base_keeps_unsent_and_does_not_modify_base() -> None:
     before = base.copy()
     out = K.rebuild_dense(np.array([-1.0], np.float32), np.array([[1, 0]]), (2, 3), base=base)
     assert out.tolist() == [[0, 1, 2], [-1, 4, 5]]
-    assert same_bits(base, before) and out.flags.c_contiguous
+    assert same_bits(base, before)
+    assert out.flags.c_contiguous
     fortran_base = np.asfortranarray(base)
     out2 = K.rebuild_dense(
         np.array([-1.0], np.float32), np.array([[1, 0]]), (2, 3), base=fortran_base
@@ -200,10 +211,12 @@ def test_extract_selected_sends_zeros_and_base_keeps_unsent() -> None:
     x = np.array([[0.0, 1.0, 2.0], [0.0, -0.0, 3.0]], dtype=np.float32)
     mask = np.array([[True, True, False], [False, True, False]])
     v, f = K.extract_selected(x, mask)
-    assert f.tolist() == [0, 1, 4] and v.tolist() == [0.0, 1.0, -0.0]
+    assert f.tolist() == [0, 1, 4]
+    assert v.tolist() == [0.0, 1.0, -0.0]
     assert np.signbit(v[2])
     v2, f2 = K.extract_selected(x, np.array([4, 0, 1], dtype=np.uint8))
-    assert f2.tolist() == [0, 1, 4] and same_bits(v2, v)
+    assert f2.tolist() == [0, 1, 4]
+    assert same_bits(v2, v)
     base = np.full((2, 3), 9.0, dtype=np.float32)
     for enc_in in (K.encode_compact(v, f, x.shape),):
         enc, arrays = enc_in
@@ -211,7 +224,8 @@ def test_extract_selected_sends_zeros_and_base_keeps_unsent() -> None:
         out = K.rebuild_from_compact(enc, arrays, x.shape, base=base)
         assert same_bits(out, np.array([[0.0, 1.0, 9.0], [9.0, -0.0, 9.0]], dtype=np.float32))
         dv, df = K.decode_compact(enc, arrays, x.shape, np.float32)
-        assert same_bits(dv, v) and df.tolist() == f.tolist()
+        assert same_bits(dv, v)
+        assert df.tolist() == f.tolist()
     coo = K.coo_from_flat(f, x.shape)
     out = K.rebuild_dense(v, coo, x.shape, base=base)
     assert same_bits(out, np.array([[0.0, 1.0, 9.0], [9.0, -0.0, 9.0]], dtype=np.float32))
@@ -220,9 +234,11 @@ def test_extract_selected_sends_zeros_and_base_keeps_unsent() -> None:
 def test_extract_selected_flat_mask_and_empty() -> None:
     x = np.arange(6).reshape(2, 3)
     v, f = K.extract_selected(x, np.arange(6) % 2 == 0)
-    assert f.tolist() == [0, 2, 4] and v.tolist() == [0, 2, 4]
+    assert f.tolist() == [0, 2, 4]
+    assert v.tolist() == [0, 2, 4]
     v, f = K.extract_selected(x, np.array([], dtype=np.int64))
-    assert v.shape == (0,) and f.shape == (0,)
+    assert v.shape == (0,)
+    assert f.shape == (0,)
 
 
 def test_dense_encoding_not_used_when_a_sent_value_is_zero() -> None:
@@ -232,7 +248,8 @@ def test_dense_encoding_not_used_when_a_sent_value_is_zero() -> None:
     assert K.encode_compact(v, f, x.shape)[0] == "bitmask"
     v2, f2 = K.extract_flat(x)
     enc2, arrays2 = K.encode_compact(v2, f2, x.shape)
-    assert enc2 == "dense" and same_bits(arrays2[0], x)
+    assert enc2 == "dense"
+    assert same_bits(arrays2[0], x)
     base = np.full(64, 7.0, dtype=np.float32)
     out = K.rebuild_from_compact(enc2, arrays2, x.shape, base=base)
     expected = x.copy()
@@ -252,7 +269,9 @@ def test_dense_encoding_not_used_when_a_sent_value_is_zero() -> None:
 def test_flat_index_dtype_is_narrowest(size: int, dtype: type) -> None:
     v = np.array([1.0], dtype=np.float64)
     enc, arrays = K.encode_compact(v, np.array([size - 1]), (size,))
-    assert enc == "flat" and arrays[0].dtype == dtype and arrays[0].tolist() == [size - 1]
+    assert enc == "flat"
+    assert arrays[0].dtype == dtype
+    assert arrays[0].tolist() == [size - 1]
 
 
 def test_encoding_choice_by_density() -> None:
@@ -281,7 +300,9 @@ def test_compact_round_trip(dtype: str, shape: tuple[int, ...], density: float) 
     v, f = K.extract_flat(x)
     enc, arrays = K.encode_compact(v, f, x.shape)
     dv, df = K.decode_compact(enc, arrays, x.shape, x.dtype)
-    assert same_bits(dv, v) and np.array_equal(df, f) and df.dtype == np.intp
+    assert same_bits(dv, v)
+    assert np.array_equal(df, f)
+    assert df.dtype == np.intp
     assert same_bits(K.rebuild_from_compact(enc, arrays, x.shape), zeros_normalised(x))
     assert np.array_equal(K.coo_from_flat(df, x.shape), ref_extract(x)[1])
 
@@ -312,7 +333,7 @@ def tensors(draw: st.DrawFn) -> Array:
     if layout == "f" and x.ndim:
         return np.asfortranarray(x)
     if layout == "view" and x.ndim:
-        big = np.zeros(x.shape + (2,), dtype=x.dtype)
+        big = np.zeros((*x.shape, 2), dtype=x.dtype)
         big[..., 1] = x
         return big[..., 1]
     return x
@@ -327,7 +348,8 @@ def test_property_extract_matches_reference_and_round_trips(x: Array) -> None:
     values, indices, shape = K.extract_coo(x)
     ref_v, ref_i, ref_s = ref_extract(x)
     assert same_bits(values, ref_v)
-    assert np.array_equal(indices, ref_i) and indices.shape == ref_i.shape
+    assert np.array_equal(indices, ref_i)
+    assert indices.shape == ref_i.shape
     assert np.array_equal(shape, ref_s)
     assert same_bits(K.rebuild_dense(values, indices, shape), zeros_normalised(x))
 
@@ -350,7 +372,8 @@ def test_property_compact_round_trip_and_size(x: Array, data: st.DataObject) -> 
     assert wire == min(sizes[e] for e in eligible)
     assert wire <= size * item + (size + 7) // 8
     dv, df = K.decode_compact(enc, arrays, x.shape, x.dtype)
-    assert same_bits(dv, v) and np.array_equal(df, f)
+    assert same_bits(dv, v)
+    assert np.array_equal(df, f)
     base = np.asarray(data.draw(hnp.arrays(x.dtype, x.shape, elements=_elements(x.dtype))))
     expected = np.array(base, order="C", copy=True).reshape(-1)
     expected[f] = v
@@ -508,7 +531,10 @@ def test_decode_bitmask_errors() -> None:
         K.decode_compact("bitmask", [packed, np.ones(3, F32)], (10,), F32)
     with pytest.raises(
         PackingError,
-        match=r"bitmask: expected a uint8 array of shape \(2,\) for 10 elements, found array of dtype uint8 and shape \(3,\)",
+        match=(
+            r"bitmask: expected a uint8 array of shape \(2,\) for 10 elements, "
+            r"found array of dtype uint8 and shape \(3,\)"
+        ),
     ):
         K.decode_compact("bitmask", [np.zeros(3, np.uint8), np.ones(0, F32)], (10,), F32)
     with pytest.raises(
@@ -589,5 +615,5 @@ def test_coo_from_flat_errors() -> None:
 
 
 def test_packing_error_is_value_error() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="in dimension 0"):
         K.rebuild_dense(np.ones(1, F32), np.array([[5, 0]]), (2, 3))

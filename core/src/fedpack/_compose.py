@@ -231,6 +231,9 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
             parts.extend((_section_name(part.name, n), a) for n, a in sections)
         return Sections(parts)
 
+    def check_frame_options(self, options: Mapping[str, JSONValue]) -> None:
+        """Leave the parts to :meth:`decode`, which names the expected and found composition."""
+
     def frame_options(self) -> dict[str, JSONValue]:
         """The parts and their options, for :func:`fedpack.unpack` to rebuild the composition."""
         return {"parts": [{"packer": p.name, "options": p.frame_options()} for p in self.parts]}

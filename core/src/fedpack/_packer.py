@@ -127,6 +127,7 @@ class ParameterPacker(ABC, Generic[T]):
                     f"expected a payload of packer {self.name!r}, found one packed by "
                     f"{frame.packer!r} (use fedpack.unpack() to dispatch on the frame)"
                 )
+            self.check_frame_options(frame.options)
             sections = Sections.split(packed[:-1], frame.sections)
             meta: Mapping[str, JSONValue] = frame.meta
         else:
@@ -157,6 +158,20 @@ class ParameterPacker(ABC, Generic[T]):
     @abstractmethod
     def split_unframed(self, packed: NDArrays) -> Sections:
         """Split a payload in FL4Health's layout (no frame) into the sections of :meth:`encode`."""
+
+    def check_frame_options(self, options: Mapping[str, JSONValue]) -> None:
+        """Refuse a frame written with other options than this packer's :meth:`frame_options`.
+
+        A packer whose :meth:`decode` checks the options itself (with a better message) may
+        override this.
+        """
+        expected = self.frame_options()
+        if dict(options) != expected:
+            raise PackingError(
+                f"packer {self.name!r}: the frame was written with options {dict(options)!r}, "
+                f"this packer has {expected!r} (fedpack.unpack() rebuilds the packer from the "
+                "frame)"
+            )
 
     def frame_options(self) -> dict[str, JSONValue]:
         """Constructor options the receiver needs, written into the frame (default: none)."""

@@ -182,7 +182,8 @@ class PackerRegistry:
                         f"packer {name!r} is already registered in-process by "
                         f"{_qualname(self._local[name])}; pass replace=True to replace it"
                     )
-                claims = self._entry_points().get(name, [])
+                # a plugin blocked by FEDPACK_DISABLE_PLUGINS cannot be served: no conflict
+                claims = [] if name in self.disabled else self._entry_points().get(name, [])
                 if claims and name not in self._local:
                     raise PackerConflictError(
                         f"packer {name!r} is already provided by "

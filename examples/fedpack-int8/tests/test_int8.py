@@ -40,7 +40,11 @@ def test_error_is_within_half_a_scale(x: np.ndarray) -> None:
     scale = max(peak / 127, np.finfo(np.float64).tiny) if peak else 0.0
     # one float ulp of the result's dtype (the float64 ulp of y avoids overflow at the dtype's max)
     ulp = float(np.max(np.spacing(np.abs(y.astype(np.float64))))) if y.size else 0.0
-    ulp = max(ulp, float(np.finfo(y.dtype).eps * np.max(np.abs(y.astype(np.float64))))) if y.size else 0.0
+    ulp = (
+        max(ulp, float(np.finfo(y.dtype).eps * np.max(np.abs(y.astype(np.float64)))))
+        if y.size
+        else 0.0
+    )
     error = np.abs(y.astype(np.float64) - x.astype(np.float64))
     assert (error <= scale / 2 * (1 + 1e-9) + ulp).all()
 
