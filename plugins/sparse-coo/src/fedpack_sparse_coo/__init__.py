@@ -160,6 +160,14 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
         """The encoding (the receiver's packer is rebuilt with it)."""
         return {"encoding": self.encoding}
 
+    def check_frame_options(self, options: Mapping[str, Any]) -> None:
+        """Accept a frame of either encoding (decoding follows the payload's sections)."""
+        if dict(options) not in ({"encoding": encoding} for encoding in ENCODINGS):
+            raise PackingError(
+                f"{_WHAT}: expected frame options {{'encoding': 'coo' | 'compact'}}, "
+                f"found {dict(options)!r:.200}"
+            )
+
     # -- dense helpers ---------------------------------------------------------------------------
 
     @staticmethod
@@ -213,6 +221,7 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
             raise PackingError(
                 f"expected a payload of packer {self.name!r}, found one packed by {frame.packer!r}"
             )
+        self.check_frame_options(frame.options)
         return Sections.split(packed[:-1], frame.sections), frame.meta
 
     # -- conformance hooks -----------------------------------------------------------------------
