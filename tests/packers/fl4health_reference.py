@@ -83,6 +83,33 @@ class ParameterPackerWithLayerNames(ParameterPacker[list[str]]):
         return model_parameters, param_names
 
 
+class SparseCooParameterPacker(ParameterPacker[tuple[NDArrays, NDArrays, list[str]]]):
+    def pack_parameters(
+        self,
+        model_parameters: NDArrays,
+        additional_parameters: tuple[NDArrays, NDArrays, list[str]],
+    ) -> NDArrays:
+        parameter_indices, tensor_shapes, tensor_names = additional_parameters
+        return model_parameters + parameter_indices + tensor_shapes + [np.array(tensor_names)]
+
+    def unpack_parameters(
+        self, packed_parameters: NDArrays
+    ) -> tuple[NDArrays, tuple[NDArrays, NDArrays, list[str]]]:
+        assert len(packed_parameters) % 3 == 1  # FL4Health's only guard
+        split_size = (len(packed_parameters) - 1) // 3
+        model_parameters = packed_parameters[:split_size]
+        parameter_indices = packed_parameters[split_size : (2 * split_size)]
+        tensor_shapes = packed_parameters[(2 * split_size) : (3 * split_size)]
+        tensor_names = packed_parameters[(3 * split_size) :][0].tolist()
+        return model_parameters, (parameter_indices, tensor_shapes, tensor_names)
+
+    @staticmethod
+    def extract_coo_info_from_dense(x: npt.NDArray[Any]) -> tuple[Any, Any, Any]:
+        """numpy transcription of ``x[torch.nonzero(x, as_tuple=True)]``, ``torch.nonzero(x)``."""
+        where = np.nonzero(x)
+        return x[where], np.stack(where, axis=1).astype(np.int64), np.array(list(x.shape))
+
+
 def reference_for(name: str, size_of_model_params: int | None = None) -> ParameterPacker[Any]:
     """The FL4Health packer matching fedpack's ``name``."""
     if name == "scaffold":
@@ -93,5 +120,6 @@ def reference_for(name: str, size_of_model_params: int | None = None) -> Paramet
         "clipping_bit": ParameterPackerWithClippingBit,
         "adaptive_constraint": ParameterPackerAdaptiveConstraint,
         "layer_names": ParameterPackerWithLayerNames,
+        "sparse_coo": SparseCooParameterPacker,
     }
     return classes[name]()

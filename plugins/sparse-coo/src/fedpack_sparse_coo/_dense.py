@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedpack import NDArray, NDArrays, PackingError
-from fedpack.checks import describe, unique_names
+from fedpack.checks import array_list, describe, unique_names
 
 from ._compact import base_for
 from ._kernels import (
@@ -180,7 +180,10 @@ def densify(
         )
     indices, shapes, raw_names = extra
     names = unique_names(raw_names, what=f"{what}: names")
-    check_all(what, list(values), list(indices), list(shapes), names, max_elements=max_elements)
+    values = array_list(values, what=f"{what}: values")
+    indices = array_list(indices, what=f"{what}: indices")
+    shapes = array_list(shapes, what=f"{what}: shapes")
+    check_all(what, values, indices, shapes, names, max_elements=max_elements)
     out: dict[str, NDArray] = {}
     for i, (v, idx, shape, name) in enumerate(zip(values, indices, shapes, names, strict=True)):
         start = None if base is None else base_for(what, base, name, i)
