@@ -64,6 +64,16 @@ def test_layer_names_exchanges_part_of_the_model() -> None:
     assert partial < full
 
 
+def test_sparse_coo_mode_runs_and_learns() -> None:
+    need("sparse_coo")
+    need("layer_names")
+    history = run_demo(replace(SMALL, packer="sparse_coo"))
+    assert [s.round for s in history] == [0, 1, 2, 3, 4]
+    assert history[-1].accuracy > history[0].accuracy + 0.15
+    assert history[-1].loss < history[0].loss
+    assert all(s.wire_bytes > 0 for s in history[1:])
+
+
 def test_progress_and_round_callbacks() -> None:
     need("scaffold")
     calls: list[tuple[int, int, int]] = []

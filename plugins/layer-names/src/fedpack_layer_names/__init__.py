@@ -9,7 +9,7 @@ at unpack, in both layouts; names are unique, non-empty ``str`` without NUL char
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import fedpack
 from fedpack import Encoded, NDArrays, PackingError, Sections
@@ -52,6 +52,14 @@ class LayerNamesPacker(fedpack.ParameterPacker[list[str]]):
                 f"{len(weights)} names, found {len(names)}"
             )
         return weights, names
+
+    @classmethod
+    def example_extras(cls, weights: NDArrays) -> list[Any]:
+        """One name per weight array: ``state_dict``-style and non-ASCII names."""
+        return [
+            [f"layer{i}.weight" for i in range(len(weights))],
+            [f"блок.{i}/μ" for i in range(len(weights))],
+        ]
 
     def split_unframed(self, packed: NDArrays) -> Sections:
         """The last array holds the names; everything before it is the weights."""

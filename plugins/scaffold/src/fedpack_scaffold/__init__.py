@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from typing import ClassVar, SupportsIndex
+from typing import Any, ClassVar, SupportsIndex
+
+import numpy as np
 
 import fedpack
 from fedpack import Encoded, NDArrays, PackingError, Sections
@@ -94,6 +96,20 @@ class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
                 f"(the weights, then the control variates), found {len(packed)}"
             )
         return Sections.split(packed, [("weights", n), ("control_variates", len(packed) - n)])
+
+    @classmethod
+    def example_extras(cls, weights: NDArrays) -> list[Any]:
+        """Control variates for the conformance checks: one per weight, none, and a subset."""
+        return [
+            [np.zeros_like(w) for w in weights],
+            [],
+            [np.ones_like(w) for w in weights if w.dtype.kind == "f"],
+        ]
+
+    @classmethod
+    def example_options(cls, weights: NDArrays) -> dict[str, Any]:
+        """``size_of_model_params``: FL4Health's layout cannot be split without it."""
+        return {"size_of_model_params": len(weights)}
 
     def _check_weight_count(self, found: int, *, source: str) -> None:
         expected = self.size_of_model_params

@@ -8,7 +8,7 @@ arrays (a minimal SCAFFOLD): framed, the frame says how many arrays are weights;
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import fedpack
 from fedpack.checks import array_list, describe
@@ -49,6 +49,16 @@ class EchoPacker(fedpack.ParameterPacker[fedpack.NDArrays]):
     ) -> tuple[fedpack.NDArrays, fedpack.NDArrays]:
         """The weights and the extra arrays."""
         return sections["weights"], sections["echo"]
+
+    @classmethod
+    def example_extras(cls, weights: fedpack.NDArrays) -> list[Any]:
+        """A copy of the weights, and no extra arrays."""
+        return [[w.copy() for w in weights], []]
+
+    @classmethod
+    def example_options(cls, weights: fedpack.NDArrays) -> dict[str, Any]:
+        """``size_of_model_params``, needed to split the unframed layout."""
+        return {"size_of_model_params": len(weights)}
 
     def split_unframed(self, packed: fedpack.NDArrays) -> fedpack.Sections:
         """The first ``size_of_model_params`` arrays are the weights, the rest the extra."""
