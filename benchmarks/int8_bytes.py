@@ -11,6 +11,8 @@ benchmark scripts can import :data:`RESNET18_STATE_DICT`, :func:`resnet18_weight
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 import fedpack
@@ -159,7 +161,8 @@ def wire_bytes(packed: fedpack.NDArrays) -> int:
     return sum(int(array.nbytes) for array in packed)
 
 
-def main() -> None:
+def measure() -> dict[str, Any]:
+    """Wire bytes of ResNet-18's state_dict as float32, int8 and int8+clipping_bit, as a dict."""
     weights = resnet18_weights()
     params = [
         w
@@ -170,20 +173,14 @@ def main() -> None:
     int8 = fedpack.get_packer("int8").pack_parameters(weights, [])
     both = fedpack.get_packer("int8+clipping_bit").pack_parameters(weights, ([], 1.0))
     base = wire_bytes(weights)
-    print(
-        f"ResNet-18 state_dict: {len(weights)} arrays, {base / 1e6:.2f} MB "
-        f"({len(params)} parameters: {wire_bytes(params) / 1e6:.2f} MB)"
-    )
+    rows = {}
     for label, packed in (
         ("float32 + clipping_bit", plain),
         ("int8", int8),
         ("int8+clipping_bit", both),
     ):
         size = wire_bytes(packed)
-        print(
-            f"  {label:<24} {len(packed):>4} arrays  {size / 1e6:8.2f} MB  "
-            f"{size / base:.3f}x float32"
-        )
+        rows[label] = {"arrays": len(packed), "bytes": size, "x_float32": size / base}
     _, restored, _ = fedpack.unpack(int8)
     worst = max(
         float(np.max(np.abs(r.astype(np.float64) - w.astype(np.float64))))
@@ -191,6 +188,29 @@ def main() -> None:
         for r, w in zip(restored, weights, strict=True)
         if w.dtype.kind == "f"
     )
+    return {
+        "arrays": len(weights),
+        "bytes": base,
+        "parameters": len(params),
+        "parameter_bytes": wire_bytes(params),
+        "payloads": rows,
+        "int8_worst_error_over_max": worst,
+    }
+
+
+def main() -> None:
+    """Print :func:`measure`'s figures."""
+    m = measure()
+    print(
+        f"ResNet-18 state_dict: {m['arrays']} arrays, {m['bytes'] / 1e6:.2f} MB "
+        f"({m['parameters']} parameters: {m['parameter_bytes'] / 1e6:.2f} MB)"
+    )
+    for label, row in m["payloads"].items():
+        print(
+            f"  {label:<24} {row['arrays']:>4} arrays  {row['bytes'] / 1e6:8.2f} MB  "
+            f"{row['x_float32']:.3f}x float32"
+        )
+    worst = m["int8_worst_error_over_max"]
     print(f"  int8 worst error / max|x| = {worst:.5f} (bound 1/254 = {1 / 254:.5f})")
 
 

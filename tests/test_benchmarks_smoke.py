@@ -1,0 +1,34 @@
+"""CI smoke mode of the benchmark suite: ``benchmarks/run.py --quick`` runs and writes JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_run_writes_json(tmp_path: Path) -> None:
+    pytest.importorskip("fedpack_sparse_coo")
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["quick"] is True
+    assert {"packers", "codec", "sparse", "int8", "cold_start"} <= set(report)
+    resnet = report["packers"]["resnet18"]["packers"]
+    assert resnet["scaffold"]["wire_x_dense"] == pytest.approx(2.0)
+    assert len(report["sparse"]["results"]) == 3
+    assert all(r["ratio_to_copy"]["copy"] == 1.0 for r in report["sparse"]["results"])
+    assert "median" in proc.stdout
