@@ -28,7 +28,7 @@ def test_quick_run_writes_json(tmp_path: Path) -> None:
     assert report["quick"] is True
     assert {"packers", "codec", "sparse", "int8", "cold_start"} <= set(report)
     resnet = report["packers"]["resnet18"]["packers"]
-    assert resnet["scaffold"]["wire_x_dense"] == pytest.approx(2.0)
+    assert resnet["scaffold"]["wire_x_dense"] == pytest.approx(2.0, rel=1e-3)
     assert len(report["sparse"]["results"]) == 3
     assert all(r["ratio_to_copy"]["copy"] == 1.0 for r in report["sparse"]["results"])
     assert "median" in proc.stdout
