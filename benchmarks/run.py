@@ -233,14 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         results = [sparse.run_density(specs, d, repeats, warmup, 0) for d in (0.01, 0.1, 0.5)]
         report["sparse"] = {"model": sparse_model, "results": results, "goals": goals(results)}
         sparse.print_table(sparse_model, results)
-        print(
-            "\nsparse goals (set for ResNet-18 shapes; "
-            + (
-                "a --quick run measures SMALL shapes, where fixed costs dominate):"
-                if quick
-                else "):"
-            )
-        )
+        where = "; a --quick run measures SMALL shapes, where fixed costs dominate" if quick else ""
+        print(f"\nsparse goals (set for ResNet-18 shapes{where}):")
         for g in report["sparse"]["goals"]:
             verdict = "met" if g["met"] else "MISSED"
             print(
