@@ -24,7 +24,13 @@ from fedpack import Encoded, NDArray, NDArrays, PackingError, Sections
 from fedpack.checks import array_list, describe, names_from_array, names_to_array, unique_names
 from fedpack.frame import is_frame, read_frame
 
-from ._compact import compact_tensors, decode_tensors, encode_tensors, rebuild_tensors
+from ._compact import (
+    CompactTensor,
+    compact_tensors,
+    decode_tensors,
+    encode_tensors,
+    rebuild_tensors,
+)
 from ._dense import densify, extract_coo_info, sparsify
 from ._kernels import DEFAULT_MAX_ELEMENTS
 from ._validate import check_all
@@ -124,14 +130,7 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
         """Validate every tensor and return ``(values, (indices, shapes, names))``."""
         names = _names(sections)
         if _is_compact(sections):
-            tensors = compact_tensors(
-                _WHAT,
-                sections["weights"],
-                sections["positions"],
-                sections["shapes"],
-                names,
-                meta,
-            )
+            tensors = _compact_tensors(sections, names, meta)
             values, indices = decode_tensors(_WHAT, tensors, max_elements=self.max_elements)
             return values, (indices, sections["shapes"], names)
         values, indices, shapes = sections["weights"], sections["indices"], sections["shapes"]
@@ -194,14 +193,7 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
         sections, meta = self._sections(packed_parameters)
         names = _names(sections)
         if _is_compact(sections):
-            tensors = compact_tensors(
-                _WHAT,
-                sections["weights"],
-                sections["positions"],
-                sections["shapes"],
-                names,
-                meta,
-            )
+            tensors = _compact_tensors(sections, names, meta)
             return names, rebuild_tensors(_WHAT, tensors, base, max_elements=self.max_elements)
         values = sections["weights"]
         extra = (sections["indices"], sections["shapes"], names)
@@ -279,3 +271,12 @@ def _names(sections: Sections) -> list[str]:
 def fedpack_register_packers(register: fedpack.hookspecs.RegisterPacker) -> None:
     """Register :class:`SparseCooPacker` as ``sparse_coo``."""
     register(SparseCooPacker)
+
+
+def _compact_tensors(
+    sections: Sections, names: list[str], meta: Mapping[str, Any]
+) -> list[CompactTensor]:
+    """The per-tensor compact parts of a compact payload, checked against the frame meta."""
+    return compact_tensors(
+        _WHAT, sections["weights"], sections["positions"], sections["shapes"], names, meta
+    )
