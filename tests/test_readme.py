@@ -1,0 +1,31 @@
+"""The README's quick start works as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def quick_start_code() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert blocks, "the quick start has no python example"
+    return "\n".join(blocks)
+
+
+def test_quick_start_python_runs() -> None:
+    namespace: dict[str, object] = {}
+    exec(compile(quick_start_code(), str(README), "exec"), namespace)  # noqa: S102
+    assert namespace["name"] == "scaffold"
+
+
+def test_quick_start_commands_are_the_project_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    for command in ("pip install -r requirements-dev.txt", "fedpack list", "fedpack demo", "tox"):
+        assert command in section
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "tox" in ci
