@@ -18,7 +18,7 @@ def quick_start_code() -> str:
 
 def test_quick_start_python_runs() -> None:
     namespace: dict[str, object] = {}
-    exec(compile(quick_start_code(), str(README), "exec"), namespace)  # noqa: S102
+    exec(compile(quick_start_code(), str(README), "exec"), namespace)
     assert namespace["name"] == "scaffold"
 
 
