@@ -32,6 +32,26 @@ from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
+# Public classes live in private modules; show them (tracebacks, reprs, docs) where users
+# import them from, as ``fedpack.PackingError`` rather than ``fedpack._errors.PackingError``.
+for _cls in (
+    ComposedPacker,
+    Encoded,
+    FedpackError,
+    Frame,
+    PackerConflictError,
+    PackerInfo,
+    PackerRegistry,
+    PackingError,
+    ParameterPacker,
+    PluginLoadError,
+    ScalarPacker,
+    Sections,
+    UnknownPackerError,
+):
+    _cls.__module__ = __name__
+del _cls
+
 __all__ = [
     "ComposedPacker",
     "Encoded",

@@ -22,11 +22,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.packer,
         help="algorithm/packer to run (default: %(default)s)",
     )
-    parser.add_argument("--rounds", type=_positive, default=defaults.rounds, help="rounds")
-    parser.add_argument("--clients", type=_positive, default=defaults.clients, help="clients")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     parser.add_argument(
-        "--local-steps", type=_positive, default=defaults.local_steps, help="local steps"
+        "--rounds",
+        type=_positive,
+        default=defaults.rounds,
+        help=f"federated rounds (default: {defaults.rounds})",
+    )
+    parser.add_argument(
+        "--clients",
+        type=_positive,
+        default=defaults.clients,
+        help=f"clients, each with its own non-IID data (default: {defaults.clients})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help=f"random seed: same seed, same losses and bytes (default: {defaults.seed})",
+    )
+    parser.add_argument(
+        "--local-steps",
+        type=_positive,
+        default=defaults.local_steps,
+        help=f"local gradient steps per client and round (default: {defaults.local_steps})",
     )
 
 
