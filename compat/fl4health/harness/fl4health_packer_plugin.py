@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
+from typing import cast
 
 import pytest
 
@@ -33,7 +34,7 @@ def _packer_module() -> ModuleType:
     if _choice() == "fl4health":
         import fl4health.parameter_exchange.parameter_packer as own
 
-        return own
+        return cast(ModuleType, own)
     import fedpack_fl4health
 
     return fedpack_fl4health
@@ -49,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import fl4health.parameter_exchange as package
 
     sys.modules[MODULE] = fedpack_fl4health
-    package.parameter_packer = fedpack_fl4health  # type: ignore[attr-defined]
+    package.parameter_packer = fedpack_fl4health
 
 
 def pytest_report_header(config: pytest.Config) -> str:

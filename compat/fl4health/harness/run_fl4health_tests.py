@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 import tarfile
-import xml.etree.ElementTree as ET  # noqa: S405  (pytest's own report, written by this script)
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 VERSION = "0.4.2"
@@ -119,9 +119,7 @@ def run_tests(root: Path, workdir: Path, packer: str) -> None:
     report.unlink(missing_ok=True)
     env = dict(os.environ)
     env["FEDPACK_FL4HEALTH_PACKER"] = packer
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(HERE), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [env.get("PYTHONPATH")])])
     command = [
         sys.executable,
         "-m",
@@ -138,7 +136,7 @@ def run_tests(root: Path, workdir: Path, packer: str) -> None:
     ]
     print(f"\n=== FL4Health {VERSION}'s packer tests, parameter_packer from: {packer}", flush=True)
     _run(command, timeout=PYTEST_TIMEOUT, what=f"pytest ({packer})", cwd=root, env=env)
-    suite = ET.parse(report).getroot()  # noqa: S314  (written by pytest just now)
+    suite = ET.parse(report).getroot()
     if suite.tag == "testsuites":
         suite = suite[0]
     counts = {key: int(suite.get(key, "0")) for key in ("tests", "failures", "errors", "skipped")}
@@ -157,7 +155,7 @@ def _run(
     env: dict[str, str] | None = None,
 ) -> None:
     try:
-        result = subprocess.run(command, cwd=cwd, env=env, timeout=timeout, check=False)  # noqa: S603
+        result = subprocess.run(command, cwd=cwd, env=env, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
         raise HarnessError(f"{what}: no result within {timeout:.0f} s") from error
     if result.returncode != 0:
@@ -178,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as error:
         print(f"\nFL4Health harness FAILED: {error}", file=sys.stderr)
         return 1
-    print(f"\nFL4Health {VERSION}'s packer tests: {EXPECTED_TESTS} passed against FL4Health's "
-          f"module and {EXPECTED_TESTS} passed against fedpack_fl4health")
+    print(
+        f"\nFL4Health {VERSION}'s packer tests: {EXPECTED_TESTS} passed against FL4Health's "
+        f"module and {EXPECTED_TESTS} passed against fedpack_fl4health"
+    )
     return 0
 
 

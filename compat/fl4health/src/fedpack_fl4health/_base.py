@@ -38,4 +38,5 @@ class ParameterPacker(ABC, Generic[T]):
 
 
 # Any fedpack packer (built-in, third-party or composed) is an FL4Health packer by interface.
-ParameterPacker.register(fedpack.ParameterPacker)
+# (mypy flags any abstract class passed to ABC.register: python/mypy#4717.)
+ParameterPacker.register(fedpack.ParameterPacker)  # type: ignore[type-abstract]

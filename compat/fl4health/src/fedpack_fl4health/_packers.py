@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fedpack import NDArray, NDArrays
 from fedpack_adaptive_constraint import AdaptiveConstraintPacker
 from fedpack_clipping_bit import ClippingBitPacker
 from fedpack_layer_names import LayerNamesPacker
 from fedpack_scaffold import ScaffoldPacker
 from fedpack_sparse_coo import DEFAULT_MAX_ELEMENTS, SparseCooPacker
+
+from fedpack import NDArray, NDArrays
 
 from ._base import ParameterPacker
 
