@@ -82,7 +82,7 @@ def example(cls_name: str) -> tuple[list[Any], Any]:
 # -- names, relations with the registry, signatures ---------------------------------------------
 
 
-def test_exports_the_seed_names() -> None:
+def test_exports_fl4healths_names() -> None:
     for name in CLASSES:
         cls = getattr(dropin, name)
         assert cls.__name__ == name
@@ -379,8 +379,8 @@ bit: str = ParameterPackerWithClippingBit().unpack_parameters([])[1]
 """
 
 
-def test_mypy_checks_code_typed_against_the_seed(tmp_path: Path) -> None:
-    """The snippet passes mypy --strict; misuse of the seed's types is caught (not Any)."""
+def test_mypy_checks_code_typed_against_fl4healths_classes(tmp_path: Path) -> None:
+    """The snippet passes mypy --strict; misuse of FL4Health's types is caught (not Any)."""
     api = pytest.importorskip("mypy.api")
     misuse = tmp_path / "misuse.py"
     misuse.write_text(MISUSE)
@@ -399,7 +399,5 @@ def test_mypy_checks_code_typed_against_the_seed(tmp_path: Path) -> None:
     assert len(errors) == 3, out + err
     assert "misuse.py:7: error: Incompatible types in assignment" in errors[0]
     assert 'Missing positional argument "size_of_model_params"' in errors[1]
-    assert (
-        'misuse.py:9: error: Incompatible types in assignment (expression has type "float"'
-        in (errors[2])
-    )
+    expected = 'misuse.py:9: error: Incompatible types in assignment (expression has type "float"'
+    assert expected in errors[2]
