@@ -228,6 +228,27 @@ def test_compact_sparse_encoding_needs_framed() -> None:
         dropin.SparseCooParameterPacker(encoding="compact")
 
 
+@pytest.mark.parametrize("cls_name", list(REGISTRY))
+def test_real_fl4health_agrees(cls_name: str) -> None:
+    """Against FL4Health 0.4.2 itself, where installed (the torch environment)."""
+    real = pytest.importorskip(
+        "fl4health.parameter_exchange.parameter_packer",
+        reason="FL4Health 0.4.2 does not install beside a current stack",
+    )
+    ours_cls, theirs_cls = getattr(dropin, cls_name), getattr(real, cls_name)
+    for method in ("pack_parameters", "unpack_parameters"):
+        expected = _fl4health_parameters(getattr(theirs_cls, method))
+        assert _fl4health_parameters(getattr(ours_cls, method)) == expected
+    weights, extra = example(cls_name)
+    theirs = theirs_cls(len(weights)) if "ControlVariates" in cls_name else theirs_cls()
+    ours = make(cls_name, weights)
+    packed = ours.pack_parameters(weights, extra)
+    assert all(map(same_array, packed, theirs.pack_parameters(weights, extra)))
+    got_w, _ = ours.unpack_parameters(theirs.pack_parameters(weights, extra))
+    their_w, _ = theirs.unpack_parameters(packed)
+    assert all(a is b for a, b in zip(got_w, their_w, strict=True))
+
+
 # -- round trips (hypothesis) -------------------------------------------------------------------
 
 _NAMES = {
