@@ -100,10 +100,9 @@ def edit(path: Path, old: str, new: str) -> None:
         ),
         (
             "pyproject.toml",
-            '  "fedpack-scaffold=={v}",\n',
-            "",
-            "pyproject.toml: dependencies: expected fedpack-scaffold=={v}, found "
-            "fedpack-scaffold (missing)",
+            '"fedpack-scaffold=={v}"',
+            '"fedpack-scaffold>=0.1"',
+            "pyproject.toml: requirement 'fedpack-scaffold>=0.1': expected fedpack-scaffold=={v}",
         ),
         (
             "plugins/sparse-coo/pyproject.toml",
