@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import configparser
 import importlib.util
+import io
 import re
 import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -235,3 +238,58 @@ def test_missing_interpreters_skip_outside_ci_and_fail_in_ci() -> None:
         assert tox[f"_ci-{ci}"]["skip_missing_interpreters"] == "false"
     assert "release" in tox["tox"]["env_list"].split()
     assert 'export CI="${CI:-true}"' in (ROOT / ".ci/run").read_text(encoding="utf-8")
+
+
+def make_wheel(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def make_sdist(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_release_check_finds_the_license_in_archives(tmp_path: Path) -> None:
+    text = (ROOT / "LICENSE").read_bytes()
+    wheel = make_wheel(tmp_path / "x-1-py3-none-any.whl", {"x-1.dist-info/licenses/LICENSE": text})
+    assert release.check_license(wheel, text) == "x-1.dist-info/licenses/LICENSE"
+    sdist = make_sdist(tmp_path / "x-1.tar.gz", {"x-1/PKG-INFO": b"", "x-1/LICENSE": text})
+    assert release.check_license(sdist, text) == "x-1/LICENSE"
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"x-1.dist-info/METADATA": b""}, "x-1-py3-none-any.whl: expected one LICENSE, found []"),
+        (
+            {"x-1.dist-info/licenses/LICENSE": b"MIT"},
+            "x-1-py3-none-any.whl: x-1.dist-info/licenses/LICENSE differs from the repository's",
+        ),
+    ],
+)
+def test_release_check_fails_without_the_license(
+    tmp_path: Path, members: dict[str, bytes], message: str
+) -> None:
+    wheel = make_wheel(tmp_path / "x-1-py3-none-any.whl", members)
+    with pytest.raises(release.ReleaseError, match=re.escape(message)):
+        release.check_license(wheel, (ROOT / "LICENSE").read_bytes())
+
+
+def test_release_check_fails_when_the_root_sdist_ships_the_repository(tmp_path: Path) -> None:
+    text = (ROOT / "LICENSE").read_bytes()
+    files = {f"fedpack-1/{name}": text for name in release.ROOT_SDIST_FILES}
+    good = make_sdist(tmp_path / "fedpack-1.tar.gz", files)
+    wheel = make_wheel(
+        tmp_path / "fedpack-1-py3-none-any.whl", {"f.dist-info/licenses/LICENSE": text}
+    )
+    release.check_archives({"fedpack": [good, wheel]})
+    bad = make_sdist(tmp_path / "fedpack-2.tar.gz", {**files, "fedpack-1/core/x.py": b""})
+    with pytest.raises(release.ReleaseError, match=r"found \[.*'core/x.py'"):
+        release.check_archives({"fedpack": [bad, wheel]})
