@@ -16,8 +16,7 @@ Steps (each one fails the run with a message saying what was expected and what w
 4. a fresh virtual environment gets numpy and pluggy from the index, then ``fedpack`` and its
    fedpack requirements from the built files only (``--no-index --find-links``);
 5. there, ``fedpack list`` shows the built-in packers (those of the projects ``fedpack``
-   requires) and nothing else, and
-   ``fedpack check`` passes;
+   requires) and nothing else, and ``fedpack check`` passes;
 6. TO COME (:func:`run_flower_app`): a short run of the example Flower app from the installed
    packages.
 
