@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from abc import ABC, abstractmethod
 from types import ModuleType
 from typing import Any, Generic, TypeVar
@@ -36,11 +37,14 @@ FL4HEALTH_MISSING = (
 def real_fl4health_packers() -> ModuleType:
     """FL4Health's own packer module; skips where FL4Health is not installed.
 
-    Where it is installed but fails to import, the import error fails the test.
+    Where it is installed but fails to import, the import error fails the test. Warnings raised
+    while its stack (flwr, torch) imports are ignored, as ``pytest.importorskip`` does.
     """
     if importlib.util.find_spec("fl4health") is None:
         pytest.skip(FL4HEALTH_MISSING)
-    return importlib.import_module("fl4health.parameter_exchange.parameter_packer")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return importlib.import_module("fl4health.parameter_exchange.parameter_packer")
 
 
 class ParameterPacker(ABC, Generic[T]):
