@@ -53,7 +53,10 @@ def data(pid: int, n: int = 60) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, A
 
 
 def grads(
-    w: np.ndarray[Any, Any], b: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]
+    w: np.ndarray[Any, Any],
+    b: np.ndarray[Any, Any],
+    x: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], float]:
     """Softmax cross-entropy gradients and loss."""
     logits = x @ w.T + b
@@ -104,8 +107,12 @@ def train_any(msg: Message, context: Context) -> Message:
         new, loss = local_train(scaffold.weights, pid, scaffold.correction())
         extras = {"clipping_bit": 0.0}
         return scaffold.reply(
-            new, local_steps=STEPS, learning_rate=LR, num_examples=n,
-            metrics={"loss": loss}, parts=extras,
+            new,
+            local_steps=STEPS,
+            learning_rate=LR,
+            num_examples=n,
+            metrics={"loss": loss},
+            parts=extras,
         )
     weights, extra = receive(msg)
     if parts == ["layer_names"]:
@@ -119,7 +126,7 @@ def train_any(msg: Message, context: Context) -> Message:
         return reply(msg, new, loss, num_examples=n, metrics={"loss": loss})
     if parts == ["clipping_bit"]:
         new, loss = local_train(weights, pid)
-        norm = float(np.sqrt(sum(np.sum((a - g) ** 2) for a, g in zip(new, weights))))
+        norm = float(np.sqrt(sum(np.sum((a - g) ** 2) for a, g in zip(new, weights, strict=False))))
         return reply(msg, new, float(norm > float(extra)), num_examples=n)
     if parts == ["echo"]:
         new, loss = local_train(weights, pid)
