@@ -180,3 +180,35 @@ def mixed_train(msg: Message, context: Context) -> Message:
             reply_to=msg,
         )
     return train_any(msg, context)
+
+
+torch_app = ClientApp()
+
+
+@torch_app.train()
+def torch_train(msg: Message, context: Context) -> Message:
+    """SCAFFOLD with a torch model: state_dict in, corrected gradients, state_dict out."""
+    import torch
+
+    torch.set_num_threads(1)
+    pid = partition(context)
+    net = torch.nn.Module()
+    net.fc = torch.nn.Linear(FEATURES, CLASSES)
+    scaffold = ScaffoldClient(msg, context)
+    net.load_state_dict(scaffold.state_dict())
+    optimizer = torch.optim.SGD(net.parameters(), lr=LR)
+    x, y = (torch.from_numpy(a) for a in data(pid))
+    loss = torch.zeros(())
+    for _ in range(STEPS):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net.fc(x), y)
+        loss.backward()
+        scaffold.correct_gradients(net)
+        optimizer.step()
+    return scaffold.reply(
+        net.state_dict(),
+        local_steps=STEPS,
+        learning_rate=LR,
+        num_examples=len(y),
+        metrics={"loss": float(loss)},
+    )
