@@ -244,3 +244,32 @@ def test_packed_strategy_carries_any_packer_through_fedavg() -> None:
     )
     msg = next(iter(plain.configure_train(1, arrays(w=np.zeros(1)), ConfigRecord(), FakeGrid([1]))))
     assert EXTRA_KEY not in msg.content.array_records  # no train_extra: plain instructions
+
+
+def test_packed_strategy_outside_flowers_server_side_dp_wrapper() -> None:
+    from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping
+
+    def dp() -> Any:
+        return DifferentialPrivacyServerSideFixedClipping(
+            FedAvg(min_available_nodes=2),
+            noise_multiplier=0.0,
+            clipping_norm=1.0,
+            num_sampled_clients=2,
+        )
+
+    def replies(strategy: Any) -> list[Message]:
+        start = arrays(w=np.zeros(4))
+        sent = by_node(strategy.configure_train(1, start, ConfigRecord(), FakeGrid([1, 2])))
+        return [
+            reply(m, [np.full(4, 3.0)], [np.ones(1)], packer="echo", num_examples=1)
+            for m in sent.values()
+        ]
+
+    bare = dp()
+    with pytest.raises(ValueError, match=r"zip\(\) argument 2 is shorter"):
+        bare.aggregate_train(1, replies(bare))  # Flower clips fedpack's record too, and fails
+    wrapped = PackedStrategy(dp(), "echo")
+    new, _ = wrapped.aggregate_train(1, replies(wrapped))
+    assert new is not None
+    assert np.isclose(np.linalg.norm(new["w"].numpy()), 1.0)  # clipped by Flower's wrapper
+    assert [r.extra[0].tolist() for r in wrapped.extras[1]] == [[1.0], [1.0]]
