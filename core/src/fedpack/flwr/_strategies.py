@@ -177,8 +177,8 @@ class PackedFedAvg(FedAvg):
     ) -> Iterable[Message]:
         """FedAvg's sampling and messages, each carrying the packed :meth:`train_extra`."""
         self.current_arrays = arrays
-        self.num_nodes = len(list(grid.get_node_ids()))
         messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.num_nodes = len(list(grid.get_node_ids()))  # after FedAvg waited for the nodes
         if not messages:
             return messages
         extra = self._full_extra(self.train_extra(server_round, arrays, config), config)
