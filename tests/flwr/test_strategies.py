@@ -113,6 +113,23 @@ def test_scaffold_leaves_bad_replies_out_and_counts_them() -> None:
     assert np.allclose(strategy.control_variates["w"], 0.5)  # 1 / 2 * 1
 
 
+def test_replies_of_another_model_are_failures_not_crashes() -> None:
+    strategy = Scaffold(min_available_nodes=2)
+    grid = FakeGrid([1, 2])
+    sent = by_node(strategy.configure_train(1, arrays(w=np.zeros(2)), ConfigRecord(), grid))
+    good = reply(sent[1], [np.ones(2)], [np.ones(2)], num_examples=1)
+    shaped = reply(sent[2], [np.ones(3)], [np.ones(3)], num_examples=1)  # another model
+    new, _ = strategy.aggregate_train(1, [good, shaped])
+    assert new is not None
+    assert np.allclose(new["w"].numpy(), 1.0)
+    [failure] = strategy.failures[1]
+    assert "expected the weights [('w', (2,))], found [('w', (3,))]" in failure.reason
+    sent = by_node(strategy.configure_train(2, new, ConfigRecord(), grid))
+    renamed = reply(sent[1], {"v": np.ones(2)}, [np.ones(2)], num_examples=1)
+    assert strategy.aggregate_train(2, [renamed]) == (None, None)
+    assert "found [('v', (2,))]" in strategy.failures[2][0].reason
+
+
 def test_partial_exchange_averages_each_layer_over_its_senders() -> None:
     strategy = PartialExchange(min_available_nodes=3)
     grid = FakeGrid([1, 2, 3])

@@ -211,6 +211,36 @@ class PackedFedAvg(FedAvg):
         self.failures[server_round] = result.failures
         return result
 
+    def check_weights(self, server_round: int, result: SplitReplies[Any]) -> SplitReplies[Any]:
+        """Turn valid replies whose weights do not match the global model into failures.
+
+        FedAvg averages arrays by name and refuses (raising) replies whose names differ; a
+        reply with other names or shapes than the arrays sent is left out and counted instead.
+        """
+        current = self.current_arrays
+        if current is None:
+            return result
+        expected = [(name, tuple(array.shape)) for name, array in current.items()]
+        out: SplitReplies[Any] = SplitReplies(failures=result.failures)
+        index = {id(r.message): r for r in result.accepted}
+        for position, message in enumerate(result.replies):
+            packed = index.get(id(message))
+            if packed is not None:
+                record = message.content.array_records.get(self.arrayrecord_key)
+                found = [] if record is None else [(n, tuple(a.shape)) for n, a in record.items()]
+                if found != expected:
+                    reason = (
+                        f"fedpack: reply {position} from node {packed.node_id}: expected the "
+                        f"weights {expected}, found {found}"
+                    )
+                    logger.warning("%s (left out of aggregation)", reason)
+                    result.failures.append(ReplyFailure(position, packed.node_id, reason))
+                    out.replies.append(error_reply(message, reason))
+                    continue
+                out.accepted.append(packed)
+            out.replies.append(message)
+        return out
+
     def own_extra(self, extra: Any) -> Any:
         """The part of a reply's extra data that belongs to this strategy."""
         return extra if self._part_index is None else extra[self._part_index]
@@ -219,7 +249,7 @@ class PackedFedAvg(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Refuse bad replies (as failures), average with FedAvg, then :meth:`aggregate_extras`."""
-        result = self.split(server_round, replies)
+        result = self.check_weights(server_round, self.split(server_round, replies))
         arrays, metrics = super().aggregate_train(server_round, result.replies)
         own = [PackedReply(r.message, self.own_extra(r.extra)) for r in result.accepted]
         return self.aggregate_extras(server_round, arrays, own), metrics
