@@ -13,7 +13,7 @@ import pytest
 
 import fedpack
 from fedpack import PackingError
-from fedpack.flwr import EXTRA_KEY, from_record_dict, reply, to_array_record
+from fedpack.flwr import EXTRA_KEY, from_record_dict, receive, reply, to_array_record
 
 pytest.importorskip("flwr")
 pytest.importorskip("flwr.serverapp.strategy", reason="needs flwr's Message API strategies")
@@ -290,3 +290,24 @@ def test_packed_strategy_outside_flowers_server_side_dp_wrapper() -> None:
     assert new is not None
     assert np.isclose(np.linalg.norm(new["w"].numpy()), 1.0)  # clipped by Flower's wrapper
     assert [r.extra[0].tolist() for r in wrapped.extras[1]] == [[1.0], [1.0]]
+
+
+def test_a_packer_that_quantizes_the_weights_through_packed_strategy() -> None:
+    """examples/fedpack-int8 (a third-party plugin): int8 on the wire, floats averaged."""
+    strategy = PackedStrategy(FedAvg(min_available_nodes=2), "int8", train_extra=lambda *a: [])
+    start = arrays(w=np.linspace(-1.0, 1.0, 8, dtype=np.float32))
+    sent = by_node(strategy.configure_train(1, start, ConfigRecord(), FakeGrid([1, 2])))
+    assert sent[1].content["arrays"]["w"].numpy().dtype == np.int8  # quantized on the wire
+    weights, exact = receive(sent[1])
+    assert weights[0].dtype == np.float32
+    assert np.allclose(weights[0], np.linspace(-1.0, 1.0, 8), atol=0.01)
+    assert exact == []
+    replies = [
+        reply(sent[1], [np.full(8, 1.0, np.float32)], [], num_examples=1),
+        reply(sent[2], [np.full(8, 3.0, np.float32)], [], num_examples=1),
+    ]
+    assert replies[0].content["arrays"]["w"].numpy().dtype == np.int8
+    new, _ = strategy.aggregate_train(1, replies)
+    assert new is not None
+    assert np.allclose(new["w"].numpy(), 2.0, atol=0.05)  # averaged decoded floats
+    assert strategy.failures[1] == []

@@ -33,10 +33,11 @@ from ..checks import describe
 from ._records import (
     ARRAYS_KEY,
     EXTRA_KEY,
-    extras_record,
     from_array_record,
     mirror_scalars,
+    pack_records,
     scalar_mirrors,
+    to_array_record,
 )
 from ._replies import PackedReply, ReplyFailure, SplitReplies, error_reply, split_replies
 
@@ -84,8 +85,11 @@ def attach_extras(
         if id(content) in done:
             continue
         done.add(id(content))
-        weights = from_array_record(content.array_records[arrays_key], what=arrays_key)
-        content[extra_key] = extras_record(packer, weights, extra)
+        record = content.array_records[arrays_key]
+        weights = from_array_record(record, what=arrays_key)
+        sent, content[extra_key] = pack_records(packer, weights, extra)
+        if packer.transforms_weights:  # e.g. quantized: the packed weights travel instead
+            content[arrays_key] = to_array_record(sent, list(record.keys()))
         mirror_scalars(content, packer, extra, reply=False)
     return out
 
