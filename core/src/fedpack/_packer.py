@@ -69,6 +69,11 @@ class ParameterPacker(ABC, Generic[T]):
     #: and a composition takes the weights section from this packer.
     transforms_weights: ClassVar[bool] = False
 
+    #: ``True`` when the extra data's floating-point arrays come back within
+    #: :attr:`lossy_tolerance` rather than exactly (e.g. quantized control variates); the
+    #: conformance checks then compare them as they compare the weights.
+    lossy_extras: ClassVar[bool] = False
+
     def __init__(self, *, framed: bool = True) -> None:
         """Create a packer; ``framed=False`` selects FL4Health's exact layout (no frame)."""
         if not isinstance(framed, bool):
