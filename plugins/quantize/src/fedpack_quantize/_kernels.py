@@ -103,7 +103,10 @@ def _peak(v: Array, tmp: Array) -> float:
         chunk = v[start : start + CHUNK]
         t = tmp[: chunk.shape[0]]
         np.abs(chunk, out=t, dtype=t.dtype)
-        peak = max(peak, float(t.max()))
+        top = float(t.max())
+        if not math.isfinite(top):
+            return top  # NaN or infinity: refused by the caller
+        peak = max(peak, top)
     return peak
 
 
@@ -183,9 +186,9 @@ def quantize(
     if block is None:
         peak = _peak(v, tmp)
         _check_finite(peak, where, x.dtype)
-        scale = np.float32(peak / levels)
-        if scale != 0 and not (_F32_TINY <= float(scale) <= _F32_MAX):
+        if peak != 0 and not _F32_TINY <= peak / levels <= _F32_MAX:
             return None
+        scale = np.float32(peak / levels)
         scales = np.array([scale], dtype=np.float32)
         inv = work.type(1.0 / float(scale)) if scale else work.type(0.0)
         for start in range(0, n, chunk):
@@ -202,12 +205,12 @@ def quantize(
             peaks = _block_peaks(c, t, block)
             top = float(peaks.max())
             _check_finite(top, where, x.dtype)
-            s = (peaks / levels).astype(np.float32)
-            nonzero = s[s != 0]
+            nonzero = peaks[peaks != 0]
             if nonzero.size and not (
-                _F32_TINY <= float(nonzero.min()) and float(nonzero.max()) <= _F32_MAX
+                _F32_TINY <= float(nonzero.min()) / levels and float(nonzero.max()) / levels <= _F32_MAX
             ):
                 return None
+            s = (peaks / levels).astype(np.float32)
             first = start // block
             scales[first : first + s.shape[0]] = s
             inv = np.zeros(s.shape[0], dtype=work)
