@@ -26,9 +26,13 @@ def test_quick_run_writes_json(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["quick"] is True
-    assert {"packers", "codec", "sparse", "int8", "cold_start"} <= set(report)
+    assert {"packers", "codec", "sparse", "quantize", "int8", "cold_start"} <= set(report)
     resnet = report["packers"]["resnet18"]["packers"]
     assert resnet["scaffold"]["wire_x_dense"] == pytest.approx(2.0, rel=1e-3)
     assert len(report["sparse"]["results"]) == 3
     assert all(r["ratio_to_copy"]["copy"] == 1.0 for r in report["sparse"]["results"])
     assert "median" in proc.stdout
+    if "error" not in report["quantize"]:
+        rows = report["quantize"]["rows"]
+        assert rows["4-bit per tensor"]["wire_x_float32"] == pytest.approx(0.125, abs=0.01)
+        assert all(r["max_error_x_peak"] <= r["bound_x_peak"] * 1.001 for r in rows.values())

@@ -273,16 +273,25 @@ def dequantize(
         return out.reshape(shape)
     chunk = _chunk_for(block)
     buf = np.empty(min(chunk, n + n % 2), dtype=np.int8)
-    nib = buf.view(np.uint8)
+    pairs16 = buf.view(np.uint16)  # 2 int8 codes per item, as a byte of the payload holds them
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         pairs = (m + 1) // 2
-        packed = codes[start // 2 : start // 2 + pairs]
-        u = nib[: 2 * pairs]
-        np.bitwise_and(packed, 15, out=u[0::2])
-        np.right_shift(packed, 4, out=u[1::2])
-        c = buf[:m]
-        np.subtract(c, 8, out=c)
+        np.take(_NIBBLES, codes[start // 2 : start // 2 + pairs], out=pairs16[:pairs], mode="clip")
         first = 0 if block is None else start // block
-        _scale_into(c, scales[first:], block, out[start : start + m])
+        _scale_into(buf[:m], scales[first:], block, out[start : start + m])
     return out.reshape(shape)
+
+
+def _nibble_table() -> npt.NDArray[np.uint16]:
+    """Byte -> its two signed codes (``nibble - 8``) as int8 bytes of one uint16, low first."""
+    byte = np.arange(256)
+    pair = np.empty((256, 2), dtype=np.int8)
+    pair[:, 0] = (byte & 15) - 8
+    pair[:, 1] = (byte >> 4) - 8
+    table: npt.NDArray[np.uint16] = pair.view(np.uint16).reshape(256)
+    return table
+
+
+#: Lookup table of :func:`_nibble_table` (1 KB): one gather unpacks two 4-bit codes.
+_NIBBLES: Final[npt.NDArray[np.uint16]] = _nibble_table()
