@@ -64,7 +64,9 @@ class Task:
     data_seed: int = 0
 
 
-def make_data(task: Task) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
+def make_data(
+    task: Task,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
     centres = np.random.default_rng([task.data_seed, 0]).normal(
         0.0, CLASS_SPREAD, (NUM_CLASSES, NUM_FEATURES)
     )
@@ -74,7 +76,9 @@ def make_data(task: Task) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np
     parts = []
     for cid in range(task.clients):
         rng = np.random.default_rng([task.data_seed, 2, task.clients, cid])
-        labels = rng.choice(NUM_CLASSES, size=task.samples, p=rng.dirichlet(np.full(NUM_CLASSES, task.alpha)))
+        labels = rng.choice(
+            NUM_CLASSES, size=task.samples, p=rng.dirichlet(np.full(NUM_CLASSES, task.alpha))
+        )
         x = centres[labels] + rng.normal(0.0, 1.0, (task.samples, NUM_FEATURES)) + shifts[cid]
         parts.append((x.astype(np.float32), labels))
     rng = np.random.default_rng([task.data_seed, 3, task.clients])
@@ -109,7 +113,9 @@ def set_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
     model.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
 
 
-def local_train(model: Any, data: tuple[np.ndarray, np.ndarray], *, steps: int, lr: float, batch: int, seed: int) -> None:
+def local_train(
+    model: Any, data: tuple[np.ndarray, np.ndarray], *, steps: int, lr: float, batch: int, seed: int
+) -> None:
     """Plain SGD, as the example app's ``task.train`` (no correction, no proximal term)."""
     import torch
     from torch import nn
@@ -136,7 +142,7 @@ def accuracy(model: Any, test: tuple[np.ndarray, np.ndarray]) -> float:
         return float((logits.argmax(dim=1).numpy() == test[1]).mean())
 
 
-# -- the update encodings ---------------------------------------------------------------------------
+# -- the update encodings ----------------------------------------------------------------------
 
 Update = dict[str, np.ndarray]
 
@@ -157,7 +163,9 @@ def nbytes(payload: list[np.ndarray]) -> int:
 
 
 def dense_method() -> Method:
-    def encode(cid: int, upd: Update, new: Update, old: Update) -> tuple[list[np.ndarray], dict[str, int]]:
+    def encode(
+        cid: int, upd: Update, new: Update, old: Update
+    ) -> tuple[list[np.ndarray], dict[str, int]]:
         payload = list(upd.values())
         return payload, {"dense fp32": nbytes(payload)}
 
@@ -170,12 +178,14 @@ def dense_method() -> Method:
 def quantize_method(label: str, tolerance: float, **options: Any) -> Method:
     packer = fedpack.get_packer("quantize", **options)
 
-    def encode(cid: int, upd: Update, new: Update, old: Update) -> tuple[list[np.ndarray], dict[str, int]]:
+    def encode(
+        cid: int, upd: Update, new: Update, old: Update
+    ) -> tuple[list[np.ndarray], dict[str, int]]:
         payload = packer.pack_parameters(list(upd.values()), None)
         return payload, {label: nbytes(payload)}
 
     def decode(payload: list[np.ndarray], like: Update) -> Update:
-        name, weights, _ = fedpack.unpack(payload)
+        _name, weights, _ = fedpack.unpack(payload)
         return dict(zip(like, weights, strict=True))
 
     return Method(label, tolerance, encode, decode)
@@ -189,11 +199,15 @@ def topk_method(label: str, density: float, bits: int | None, coo_label: str | N
     if bits is None:
         packer: fedpack.ParameterPacker[Any] = fedpack.get_packer("sparse_coo", **compact)
     else:
-        packer = fedpack.get_packer("quantize", bits=bits, inner="sparse_coo", inner_options=compact)
+        packer = fedpack.get_packer(
+            "quantize", bits=bits, inner="sparse_coo", inner_options=compact
+        )
     coo = fedpack.get_packer("sparse_coo", framed=False)
-    method = Method(label, 0.01, lambda *a: ([], {}), lambda p, l: {})
+    method = Method(label, 0.01, lambda *a: ([], {}), lambda p, like: {})
 
-    def encode(cid: int, upd: Update, new: Update, old: Update) -> tuple[list[np.ndarray], dict[str, int]]:
+    def encode(
+        cid: int, upd: Update, new: Update, old: Update
+    ) -> tuple[list[np.ndarray], dict[str, int]]:
         update = topk_update(new, old, method.state.get(cid), density=density)
         values, extra = update.sparse_coo()
         payload = packer.pack_parameters(values, extra)
@@ -207,7 +221,7 @@ def topk_method(label: str, density: float, bits: int | None, coo_label: str | N
         return payload, sizes
 
     def decode(payload: list[np.ndarray], like: Update) -> Update:
-        name, values, extra = fedpack.unpack(payload)
+        _name, values, extra = fedpack.unpack(payload)
         return densify(values, extra)
 
     method.encode, method.decode = encode, decode
@@ -228,7 +242,14 @@ def run(method: Method, args: argparse.Namespace, task: Task, data: Any) -> dict
         round_bytes: dict[str, int] = {}
         for cid in range(task.clients):
             set_weights(model, global_w)
-            local_train(model, parts[cid], steps=args.steps, lr=args.lr, batch=args.batch, seed=1000 * rnd + cid)
+            local_train(
+                model,
+                parts[cid],
+                steps=args.steps,
+                lr=args.lr,
+                batch=args.batch,
+                seed=1000 * rnd + cid,
+            )
             new = get_weights(model)
             upd = {k: new[k] - global_w[k] for k in global_w}
             payload, sizes = method.encode(cid, upd, new, global_w)
@@ -237,7 +258,9 @@ def run(method: Method, args: argparse.Namespace, task: Task, data: Any) -> dict
             decoded = method.decode(payload, global_w)
             for k in total:
                 total[k] += decoded[k]
-        global_w = {k: (global_w[k] + total[k] / task.clients).astype(global_w[k].dtype) for k in global_w}
+        global_w = {
+            k: (global_w[k] + total[k] / task.clients).astype(global_w[k].dtype) for k in global_w
+        }
         set_weights(model, global_w)
         curve.append(accuracy(model, test))
         for key, value in round_bytes.items():
@@ -284,7 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods:
         t0 = time.perf_counter()
         results[method.label] = run(method, args, task, data)
-        print(f"  ran {method.label:<14} {time.perf_counter() - t0:6.1f} s, final accuracy {results[method.label]['curve'][-1]:.4f}", file=sys.stderr)
+        final_acc = results[method.label]["curve"][-1]
+        seconds = time.perf_counter() - t0
+        print(
+            f"  ran {method.label:<14} {seconds:6.1f} s, final accuracy {final_acc:.4f}",
+            file=sys.stderr,
+        )
     dense = results["dense fp32"]
     final = dense["curve"][-1]
     dense_bytes = np.cumsum(dense["bytes_per_round"]["dense fp32"])
@@ -295,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} rounds of {args.steps} local SGD steps; top-k density {args.density:g}"
     )
     print(f"dense FedAvg final accuracy: {final:.4f}")
-    head = f"{'method':<28}{'final acc':>10}{'target':>9}{'round':>7}{'bytes sent':>14}{'x dense':>9}{'per msg':>10}"
+    head = (
+        f"{'method':<28}{'final acc':>10}{'target':>9}{'round':>7}{'bytes sent':>14}"
+        f"{'x dense':>9}{'per msg':>10}"
+    )
     print(head)
     print("-" * len(head))
     rows = {}
@@ -330,7 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {time.perf_counter() - started:.1f} s")
     if args.json:
         args.json.write_text(
-            json.dumps({"args": vars(args) | {"json": None}, "rows": rows, "curves": {k: v["curve"] for k, v in results.items()}}, indent=2, default=str)
+            json.dumps(
+                {
+                    "args": vars(args) | {"json": None},
+                    "rows": rows,
+                    "curves": {k: v["curve"] for k, v in results.items()},
+                },
+                indent=2,
+                default=str,
+            )
             + "\n",
             encoding="utf-8",
         )

@@ -123,8 +123,13 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
         for op, limit in GOALS.items():
             value = row[f"{op}_x_copy"]
             out.append(
-                {"config": label, "goal": f"{op} x copy", "limit": limit, "value": value,
-                 "met": value <= limit}
+                {
+                    "config": label,
+                    "goal": f"{op} x copy",
+                    "limit": limit,
+                    "value": value,
+                    "met": value <= limit,
+                }
             )
     return out
 

@@ -52,7 +52,8 @@ def test_round_trip_within_the_declared_bound(
     packed = packer.pack_parameters([x, np.arange(3)], None)
     (y, ints), extra = packer.unpack_parameters(packed)
     assert extra is None
-    assert y.dtype == x.dtype and y.shape == x.shape
+    assert y.dtype == x.dtype
+    assert y.shape == x.shape
     np.testing.assert_array_equal(ints, np.arange(3))
     assert packer.lossy_tolerance is not None
     assert rel_error(x, y) <= packer.lossy_tolerance
@@ -94,7 +95,8 @@ def test_stochastic_rounding_is_unbiased(bits: int) -> None:
     y = dequantize(codes, scales, bits=bits, block=None, shape=x.shape, dtype=x.dtype)
     step = 1.0 / levels
     values = np.unique(y[1:])
-    assert len(values) == 2 and values[1] - values[0] == pytest.approx(step, rel=1e-5)
+    assert len(values) == 2
+    assert values[1] - values[0] == pytest.approx(step, rel=1e-5)
     # standard error of the mean: sqrt(0.4 * 0.6 / n) steps ~ 0.0011 step; allow 10x that
     error = abs(float(y[1:].astype(np.float64).mean()) - float(x[1]))
     assert error < 10 * step * np.sqrt(0.24 / x.size)
@@ -118,7 +120,8 @@ def test_four_bit_packing_is_exact() -> None:
     x = np.concatenate([np.repeat(levels, 15), np.tile(levels, 15), [7.0]]).astype(np.float32)
     codes, scales = quantize(x, bits=4, block=None)  # type: ignore[misc]
     assert scales[0] == 1.0
-    assert codes.dtype == np.uint8 and codes.shape == ((x.size + 1) // 2,)
+    assert codes.dtype == np.uint8
+    assert codes.shape == ((x.size + 1) // 2,)
     biased = (x + 8).astype(np.uint8)
     assert codes[0] == biased[0] | (biased[1] << 4)
     assert codes[-1] == biased[-1]  # high nibble (padding) zero
@@ -174,7 +177,8 @@ def test_float32_never_goes_through_float64(monkeypatch: pytest.MonkeyPatch) -> 
     x = np.ones(100, dtype=np.float32)
     codes, scales = _kernels.quantize(x, bits=8, block=16)  # type: ignore[misc]
     _kernels.dequantize(codes, scales, bits=8, block=16, shape=(100,), dtype=np.dtype(np.float32))
-    assert seen and all(work == np.float32 for work in seen)
+    assert seen
+    assert all(work == np.float32 for work in seen)
     assert scales.dtype == np.float32
 
 
@@ -195,9 +199,11 @@ def test_out_of_float32_range_float64_is_sent_exactly() -> None:
     tiny = np.array([1e-300, 3e-301])
     packer = QuantizePacker()
     packed = packer.pack_parameters([big, tiny], None)
-    assert packed[0] is big and packed[1] is tiny
+    assert packed[0] is big
+    assert packed[1] is tiny
     weights, _ = packer.unpack_parameters(packed)
-    assert weights[0] is big and weights[1] is tiny
+    assert weights[0] is big
+    assert weights[1] is tiny
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -205,7 +211,9 @@ def test_out_of_float32_range_float64_is_sent_exactly() -> None:
 def test_non_finite_values_are_refused(bad: float, block: int | None) -> None:
     x = np.ones(10, dtype=np.float32)
     x[3] = bad
-    with pytest.raises(PackingError, match=r"quantize: weights\[1\]: expected finite values, found NaN or infinity"):
+    with pytest.raises(
+        PackingError, match=r"quantize: weights\[1\]: expected finite values, found NaN or infinity"
+    ):
         QuantizePacker(block=block).pack_parameters([np.ones(2), x], None)
 
 
@@ -216,7 +224,8 @@ def test_zero_arrays_and_empty_arrays() -> None:
             packer = QuantizePacker(bits=bits, block=block)
             weights, _ = packer.unpack_parameters(packer.pack_parameters(arrays, None))
             for want, got in zip(arrays, weights, strict=True):
-                assert got.dtype == want.dtype and got.shape == want.shape
+                assert got.dtype == want.dtype
+                assert got.shape == want.shape
                 np.testing.assert_array_equal(got, want)
 
 
@@ -306,7 +315,7 @@ def test_wrapping_sparse_coo_compact_quantizes_the_values() -> None:
     packed = packer.pack_parameters(values, extra)
     plain = fedpack.get_packer("sparse_coo", encoding="compact").pack_parameters(values, extra)
     assert sum(a.nbytes for a in packed[:-1]) < sum(a.nbytes for a in plain[:-1]) * 0.8
-    name, got, (indices, shapes, names) = fedpack.unpack(packed)
+    _name, got, (indices, _shapes, _names) = fedpack.unpack(packed)
     np.testing.assert_array_equal(indices[0], extra[0][0])
     assert rel_error(values[0], got[0]) <= packer.lossy_tolerance  # type: ignore[operator]
 
@@ -328,7 +337,8 @@ def test_conformance_of_wrapped_scaffold_with_quantized_variates() -> None:
     results = run_checks("quantize", options=options, extras=ScaffoldPacker.example_extras)
     assert [(r.check, r.reason) for r in results if r.failed] == []
     bound = next(r for r in results if r.check == "lossy_bound")
-    assert bound.passed and "0.14" in bound.reason
+    assert bound.passed
+    assert "0.14" in bound.reason
 
 
 class TestQuantizeConformance(PackerConformance):
@@ -356,7 +366,8 @@ def test_the_kit_uses_the_instance_tolerance() -> None:
             self.lossy_tolerance = error_bound(8, "nearest") / 10  # type: ignore[misc]
 
     (result,) = run_checks(Lying, checks=["lossy_bound"])
-    assert result.failed and "exceeds the declared tolerance" in result.reason
+    assert result.failed
+    assert "exceeds the declared tolerance" in result.reason
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -387,7 +398,9 @@ def test_pack_errors() -> None:
     weights, cv = scaffold_model()
     with pytest.raises(PackingError, match="additional_parameters: expected None"):
         QuantizePacker().pack_parameters(weights, cv)
-    with pytest.raises(PackingError, match=r"sections \['nope'\] are not in the payload of scaffold"):
+    with pytest.raises(
+        PackingError, match=r"sections \['nope'\] are not in the payload of scaffold"
+    ):
         QuantizePacker(inner="scaffold", sections=["weights", "nope"]).pack_parameters(weights, cv)
 
 
@@ -404,14 +417,20 @@ def reframe(packed: list[np.ndarray], arrays: list[np.ndarray]) -> list[np.ndarr
     ("mutate", "message"),
     [
         (lambda p: [p[0].astype(np.int16), *p[1:4]], "expected the 8-bit codes of a float32"),
-        (lambda p: [p[0][:5], *p[1:4]], r"a int8 array of shape \(11,\), found int8 array of shape \(5,\)"),
+        (
+            lambda p: [p[0][:5], *p[1:4]],
+            r"a int8 array of shape \(11,\), found int8 array of shape \(5,\)",
+        ),
         (lambda p: [*p[:2], p[2].astype(np.float64), p[3]], "scales .*: expected a 1-D float32"),
         (lambda p: [*p[:2], np.array([np.nan], np.float32), p[3]], "expected finite non-negative"),
         (lambda p: [*p[:2], np.array([-1.0], np.float32), p[3]], "expected finite non-negative"),
         (lambda p: [*p[:2], np.zeros(2, np.float32), p[3]], "the layout needs 1 scales"),
         (lambda p: [*p[:3], p[3].astype(np.int32)], "layout .*: expected a 1-D int64 array"),
         (lambda p: [*p[:3], np.array([9, 1, 11, 0], np.int64)], "expected a code in 0..3"),
-        (lambda p: [*p[:3], np.array([2, 1, -11, 0], np.int64)], "expected non-negative dimensions"),
+        (
+            lambda p: [*p[:3], np.array([2, 1, -11, 0], np.int64)],
+            "expected non-negative dimensions",
+        ),
         (lambda p: [*p[:3], np.array([2, 70, 11, 0], np.int64)], "expected ndim in 0..64"),
         (lambda p: [*p[:3], np.array([2, 1, 11], np.int64)], "describes 1 arrays, expected 2"),
         (lambda p: [*p[:3], np.array([2, 1, 11, 0, 0], np.int64)], "expected 4 values for 2"),
@@ -419,14 +438,22 @@ def reframe(packed: list[np.ndarray], arrays: list[np.ndarray]) -> list[np.ndarr
             lambda p: [*p[:3], np.array([2, 2, 1 << 20, 1 << 20, 0], np.int64)],
             "more than max_elements",
         ),
-        (lambda p: [*p[:3], np.array([0, 0], np.int64)], "int64 array of shape .2.. with scale|needs 0 scales"),
+        (
+            lambda p: [*p[:3], np.array([0, 0], np.int64)],
+            "int64 array of shape .2.. with scale|needs 0 scales",
+        ),
     ],
 )
 def test_bad_payloads_are_refused(mutate: Any, message: str) -> None:
     packed = packed_one()
     frame = read_frame(packed)
     bad = mutate(packed[:-1])
-    tampered = Frame(frame.packer, (("weights", len(bad) - 2), ("qscales", 1), ("qlayout", 1)), frame.options, frame.meta)
+    tampered = Frame(
+        frame.packer,
+        (("weights", len(bad) - 2), ("qscales", 1), ("qlayout", 1)),
+        frame.options,
+        frame.meta,
+    )
     with pytest.raises(PackingError, match=message):
         QuantizePacker().unpack_parameters([*bad, encode_frame(tampered)])
 

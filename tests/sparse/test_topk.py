@@ -46,7 +46,8 @@ def test_selection_is_the_largest_per_tensor() -> None:
         delta = (w[name] - g[name]).reshape(-1)
         k = int(np.ceil(0.25 * delta.size))
         pos = upd.positions[name]
-        assert len(pos) == k and np.all(np.diff(pos) > 0)
+        assert len(pos) == k
+        assert np.all(np.diff(pos) > 0)
         kept = np.abs(delta[pos]).min()
         dropped = np.delete(np.abs(delta), pos)
         assert dropped.size == 0 or dropped.max() <= kept
@@ -72,7 +73,10 @@ def test_ties_go_to_the_lower_position() -> None:
 
 def test_model_scope_selects_over_all_tensors() -> None:
     g = {"a": np.zeros(4, np.float32), "b": np.zeros(6, np.float32)}
-    w = {"a": np.array([5, 0.1, 0.2, 4], np.float32), "b": np.array([0.5, 9, 0, 0, 0, 0.3], np.float32)}
+    w = {
+        "a": np.array([5, 0.1, 0.2, 4], np.float32),
+        "b": np.array([0.5, 9, 0, 0, 0, 0.3], np.float32),
+    }
     upd = topk_update(w, g, density=0.3, scope="model")  # k = 3: 9, 5, 4
     np.testing.assert_array_equal(upd.positions["a"], [0, 3])
     np.testing.assert_array_equal(upd.positions["b"], [1])
@@ -83,7 +87,11 @@ def test_model_scope_selects_over_all_tensors() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    update=hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=2, max_side=12), elements=st.floats(-100, 100, width=32)),
+    update=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=1, max_dims=2, max_side=12),
+        elements=st.floats(-100, 100, width=32),
+    ),
     old=st.floats(-10, 10, width=32),
     density=st.floats(0.01, 1.0),
     scope=st.sampled_from(["tensor", "model"]),
@@ -120,7 +128,9 @@ def test_absorb_feeds_back_the_quantization_error() -> None:
     w = trained(g, 2)
     upd = topk_update(w, g, density=0.5)
     before = {n: r.copy() for n, r in upd.residual.items()}
-    packer = fedpack.get_packer("quantize", bits=4, inner="sparse_coo", inner_options={"encoding": "compact"})
+    packer = fedpack.get_packer(
+        "quantize", bits=4, inner="sparse_coo", inner_options={"encoding": "compact"}
+    )
     values, extra = upd.sparse_coo()
     got, (_, _, names) = packer.unpack_parameters(packer.pack_parameters(values, extra))
     received = dict(zip(names, got, strict=True))
@@ -129,8 +139,10 @@ def test_absorb_feeds_back_the_quantization_error() -> None:
         flat = r.reshape(-1)
         pos = upd.positions[name]
         np.testing.assert_allclose(flat[pos], upd.values[name] - received[name], rtol=0, atol=1e-6)
-        np.testing.assert_array_equal(np.delete(flat, pos), np.delete(before[name].reshape(-1), pos))
-    with pytest.raises(PackingError, match="absorb: 'conv.bias': expected"):
+        np.testing.assert_array_equal(
+            np.delete(flat, pos), np.delete(before[name].reshape(-1), pos)
+        )
+    with pytest.raises(PackingError, match=r"absorb: 'conv\.bias': expected"):
         upd.absorb({**received, "conv.bias": np.zeros(1, np.float32)})
 
 
@@ -142,9 +154,11 @@ def test_payload_round_trip_through_sparse_coo_compact(bits: int | None) -> None
     if bits is None:
         packer = fedpack.get_packer("sparse_coo", encoding="compact")
     else:
-        packer = fedpack.get_packer("quantize", bits=bits, inner="sparse_coo", inner_options={"encoding": "compact"})
+        packer = fedpack.get_packer(
+            "quantize", bits=bits, inner="sparse_coo", inner_options={"encoding": "compact"}
+        )
     values, extra = upd.sparse_coo()
-    name, got, got_extra = fedpack.unpack(packer.pack_parameters(values, extra))
+    _name, got, got_extra = fedpack.unpack(packer.pack_parameters(values, extra))
     dense = densify(got, got_extra)
     for tensor, expected in upd.dense().items():
         if bits is None:
@@ -162,11 +176,11 @@ def test_residual_state_round_trip_and_checks() -> None:
         residual_from_arrays({k: v for k, v in stored.items() if k != "conv.bias"}, g)
     with pytest.raises(PackingError, match=r"1 unknown \(\['extra'\]\)"):
         residual_from_arrays({**stored, "extra": np.zeros(1)}, g)
-    with pytest.raises(PackingError, match="residual 'fc.weight': expected float64 array of shape"):
+    with pytest.raises(PackingError, match=r"residual 'fc\.weight': expected float64 array"):
         residual_from_arrays({**stored, "fc.weight": np.zeros((10, 6), np.float32)}, g)
     with pytest.raises(PackingError, match="expected a mapping of arrays"):
         residual_from_arrays([1, 2], g)  # type: ignore[arg-type]
-    with pytest.raises(PackingError, match="residual 'conv.bias'"):
+    with pytest.raises(PackingError, match=r"residual 'conv\.bias'"):
         topk_update(trained(g, 2), g, {**stored, "conv.bias": np.zeros(5, np.float32)}, density=0.1)
 
 
@@ -181,7 +195,7 @@ def test_argument_errors() -> None:
         topk_update(w, g, density=0.1, scope="layer")
     with pytest.raises(PackingError, match="the same names in the same order"):
         topk_update(w, dict(reversed(g.items())), density=0.1)
-    with pytest.raises(PackingError, match="'conv.bias': the weights are a float64"):
+    with pytest.raises(PackingError, match=r"'conv\.bias': the weights are a float64"):
         topk_update({**w, "conv.bias": w["conv.bias"].astype(np.float64)}, g, density=0.1)
     with pytest.raises(PackingError, match="expected numpy arrays"):
         topk_update({**w, "conv.bias": [1.0]}, g, density=0.1)  # type: ignore[dict-item]

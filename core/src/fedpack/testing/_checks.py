@@ -84,8 +84,11 @@ class _Target:
     explicit_tolerance: bool = False
 
     def tolerance_for(self, packer: ParameterPacker[Any]) -> float | None:
-        """The tolerance given to the checks, else the one ``packer`` declares (may be per
-        instance, e.g. set by its bits), else the class's."""
+        """The tolerance to check ``packer`` against.
+
+        The one given to the checks, else the one ``packer`` declares (per instance, e.g. set
+        by its options), else the class's.
+        """
         if self.explicit_tolerance:
             return self.tolerance
         declared = getattr(packer, "lossy_tolerance", self.tolerance)

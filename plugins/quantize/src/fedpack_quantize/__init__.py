@@ -144,7 +144,9 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
             or not all(isinstance(s, str) for s in chosen)
             or len(set(chosen)) != len(chosen)
         ):
-            raise ValueError(f"sections: expected a non-empty list of section names, found {sections!r}")
+            raise ValueError(
+                f"sections: expected a non-empty list of section names, found {sections!r}"
+            )
         if self.inner is None and chosen != ["weights"]:
             raise ValueError(
                 f"sections: without inner= only the weights are quantized, found {chosen}"
@@ -222,10 +224,14 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
         """Check the layout and the codes, dequantize, then let the inner packer decode."""
         names = list(sections)
         if names[-2:] != list(_OWN):
-            raise PackingError(f"quantize: expected the sections to end with {list(_OWN)}, found {names}")
+            raise PackingError(
+                f"quantize: expected the sections to end with {list(_OWN)}, found {names}"
+            )
         body = names[:-2]
         if self.inner is None and body != ["weights"]:
-            raise PackingError(f"quantize: expected the sections ['weights', 'qscales', 'qlayout'], found {names}")
+            raise PackingError(
+                f"quantize: expected the sections ['weights', 'qscales', 'qlayout'], found {names}"
+            )
         arrays = [array for name in body for array in sections[name]]
         entries = parse_layout(
             sections.one("qlayout"),
@@ -270,7 +276,9 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
             return decoded[0][1], None
         inner_meta = meta.get("inner", {}) if self.framed else {}
         if not isinstance(inner_meta, dict):
-            raise PackingError(f"quantize: expected the inner meta as an object, found {inner_meta!r:.100}")
+            raise PackingError(
+                f"quantize: expected the inner meta as an object, found {inner_meta!r:.100}"
+            )
         return self.inner.decode(Sections(decoded), inner_meta)
 
     def split_unframed(self, packed: NDArrays) -> Sections:
@@ -337,7 +345,9 @@ def _positive_int(value: object, what: str) -> int:
 
 def _scales(array: NDArray, *, where: str) -> NDArray:
     if not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.ndim != 1:
-        raise PackingError(f"quantize: scales ({where}): expected a 1-D float32 array, found {describe(array)}")
+        raise PackingError(
+            f"quantize: scales ({where}): expected a 1-D float32 array, found {describe(array)}"
+        )
     if array.size and not (bool(np.isfinite(array).all()) and float(array.min()) >= 0):
         raise PackingError(
             f"quantize: scales ({where}): expected finite non-negative scales, found "
@@ -365,4 +375,3 @@ def _check_codes(array: NDArray, entry: Entry, bits: int, where: str) -> None:
 def fedpack_register_packers(register: fedpack.hookspecs.RegisterPacker) -> None:
     """Register :class:`QuantizePacker` as ``quantize``."""
     register(QuantizePacker)
-

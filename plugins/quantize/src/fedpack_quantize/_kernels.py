@@ -77,7 +77,7 @@ def code_shape(shape: tuple[int, ...], bits: int) -> tuple[int, ...]:
 
 
 def error_bound(bits: int, rounding: str) -> float:
-    """The worst error relative to a block's ``max|x|``: ``1 / (2L)`` nearest, ``1 / L`` stochastic."""
+    """The worst error relative to a block's ``max|x|``: ``1/(2L)`` nearest, ``1/L`` stochastic."""
     levels = LEVELS[bits]
     return 1.0 / (2 * levels) if rounding == "nearest" else 1.0 / levels
 
@@ -114,7 +114,7 @@ def _block_peaks(chunk: Array, t: Array, block: int) -> Array:
     """Per-block max|x| of one chunk (a whole number of blocks but maybe a short last one)."""
     np.abs(chunk, out=t, dtype=t.dtype)
     full = (chunk.shape[0] // block) * block
-    peaks = t[:full].reshape(-1, block).max(axis=1)
+    peaks: Array = t[:full].reshape(-1, block).max(axis=1)
     if full < chunk.shape[0]:
         peaks = np.concatenate([peaks, t[full:].max(keepdims=True)])
     return peaks
@@ -127,9 +127,7 @@ def _check_finite(peak: float, where: str, dtype: np.dtype[Any]) -> None:
         )
 
 
-def _round(
-    t: Array, levels: int, rng: np.random.Generator | None, noise: Array | None
-) -> None:
+def _round(t: Array, levels: int, rng: np.random.Generator | None, noise: Array | None) -> None:
     """Round ``t`` (already divided by the scale) in place to integers in ``[-L, L]``."""
     if rng is None or noise is None:
         np.rint(t, out=t)
@@ -207,7 +205,8 @@ def quantize(
             _check_finite(top, where, x.dtype)
             nonzero = peaks[peaks != 0]
             if nonzero.size and not (
-                _F32_TINY <= float(nonzero.min()) / levels and float(nonzero.max()) / levels <= _F32_MAX
+                float(nonzero.min()) / levels >= _F32_TINY
+                and float(nonzero.max()) / levels <= _F32_MAX
             ):
                 return None
             s = (peaks / levels).astype(np.float32)

@@ -71,8 +71,11 @@ class TopKUpdate:
         return values, (indices, shapes, list(self.names))
 
     def absorb(self, received: Mapping[str, NDArray]) -> None:
-        """Add ``values - received`` to the residual: the error of a lossy encoding (e.g.
-        quantized values, ``received`` as the server decodes them) is sent in later rounds."""
+        """Add ``values - received`` to the residual (error feedback of a lossy encoding).
+
+        ``received`` holds the values as the server decodes them (e.g. quantized), by tensor
+        name; their error is then sent in later rounds.
+        """
         for name in self.names:
             if name not in self.residual:
                 continue
@@ -179,7 +182,7 @@ def _top(magnitude: NDArray, k: int) -> IntpArray:
 def _model_top(
     accum: Mapping[str, NDArray], floats: list[str], density: float, update: TopKUpdate
 ) -> None:
-    """k over all floating-point tensors (ties: lower position, then earlier tensor)."""
+    """K over all floating-point tensors (ties: lower position, then earlier tensor)."""
     if not floats:
         return
     magnitude = np.concatenate([np.abs(accum[n]).astype(np.float64, copy=False) for n in floats])
@@ -202,7 +205,9 @@ def residual_from_arrays(
     :class:`fedpack.PackingError` naming the tensor. Returns a new dict of the same arrays.
     """
     if not isinstance(arrays, Mapping):
-        raise PackingError(f"topk: residual: expected a mapping of arrays, found {describe(arrays)}")
+        raise PackingError(
+            f"topk: residual: expected a mapping of arrays, found {describe(arrays)}"
+        )
     expected = [n for n, x in like.items() if x.dtype.kind == "f"]
     extra = sorted(set(arrays) - set(expected))
     missing = [n for n in expected if n not in arrays]
