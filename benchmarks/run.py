@@ -13,6 +13,9 @@ Sections:
 * ``codec``: fedpack's npy codec against Flower's serializer (``benchmarks/codec.py``);
 * ``sparse``: COO extraction, compact encoding and rebuild at 1%, 10% and 50% density on
   ResNet-18 shapes (``benchmarks/sparse.py``);
+* ``quantize``: the quantize packer's kernels (8/4 bits, per tensor and per block, nearest and
+  stochastic rounding) on ResNet-18 shapes: quantize and dequantize as ratios to one copy, wire
+  bytes and worst error (``benchmarks/quantize.py``);
 * ``int8``: wire bytes of the int8 example packer (``benchmarks/int8_bytes.py``);
 * ``cold_start``: import + ``get_packer`` in fresh processes (``benchmarks/cold_start.py``).
 
@@ -42,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import codec  # noqa: E402
+import quantize  # noqa: E402
 import sparse  # noqa: E402
 from _models import MODELS, Spec  # noqa: E402
 
@@ -241,6 +245,24 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {g['density']:>4.0%} {g['goal']:<24} {g['value']:6.2f} (<= {g['limit']:g})"
                 f"  {verdict}"
             )
+
+    if "quantize" not in args.skip:
+        try:
+            qspecs = MODELS["small" if quick else "resnet18"]
+            sparse.prefault(4 * sum(math.prod(s) * 4 for _, s, _ in qspecs))
+            report["quantize"] = quantize.run(qspecs, repeats, warmup)
+            report["quantize"]["goals"] = quantize.goals(report["quantize"])
+            quantize.print_table("small" if quick else "resnet18", report["quantize"])
+            print("\nquantize goals (set for ResNet-18 shapes, nearest rounding):")
+            for g in report["quantize"]["goals"]:
+                verdict = "met" if g["met"] else "MISSED"
+                print(
+                    f"  {g['config']:<18} {g['goal']:<18} {g['value']:6.2f} (<= {g['limit']:g})"
+                    f"  {verdict}"
+                )
+        except ImportError as exc:
+            report["quantize"] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"\nquantize: skipped ({exc})")
 
     if "int8" not in args.skip:
         try:

@@ -326,7 +326,7 @@ def test_conformance_class_fails_and_skips_with_the_reason() -> None:
 def test_cli_passes_on_clipping_bit(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "clipping_bit"]) == 0
     out = capsys.readouterr().out
-    assert "clipping_bit: ok (9 passed, 0 failed, 0 skipped)" in out
+    assert "clipping_bit: ok (10 passed, 0 failed, 0 skipped)" in out
     assert out.endswith("1 packer(s) checked, 0 check(s) failed\n")
 
 
@@ -334,7 +334,7 @@ def test_cli_passes_on_the_example_plugin(capsys: pytest.CaptureFixture[str]) ->
     pytest.importorskip("fedpack_int8")
     assert main(["check", "int8", "-v"]) == 0
     out = capsys.readouterr().out
-    assert "int8: ok (8 passed, 0 failed, 1 skipped)" in out
+    assert "int8: ok (9 passed, 0 failed, 1 skipped)" in out
     assert "PASSED  metadata: provided by fedpack-int8==0.1.0" in out
 
 
@@ -346,13 +346,13 @@ def test_cli_fails_on_broken_packers(
     assert main(["check"]) == 1
     out = capsys.readouterr().out
     assert "clipping_bit: ok" in out
-    assert "kit_copying: FAIL (7 passed, 1 failed, 1 skipped)" in out
+    assert "kit_copying: FAIL (8 passed, 1 failed, 1 skipped)" in out
     assert (
         "  FAILED  no_copies: weights 'mixed', framed=True: pack_parameters copied weight 0" in out
     )
     assert "kit_wrong_split: FAIL" in out
     assert "instead of fedpack.PackingError" in out
-    assert "kit_no_examples: ok (1 passed, 0 failed, 8 skipped)" in out
+    assert "kit_no_examples: ok (1 passed, 0 failed, 9 skipped)" in out
     assert "  SKIPPED round_trip[framed]: no example extras" in out
 
 
@@ -490,7 +490,7 @@ def test_cli_on_an_installed_third_party_plugin(
     use_path_registry(monkeypatch, tmp_path)
     assert main(["check", "-v"]) == 0
     out = capsys.readouterr().out
-    assert "fake_bit: ok (9 passed, 0 failed, 0 skipped)" in out
+    assert "fake_bit: ok (10 passed, 0 failed, 0 skipped)" in out
     assert "metadata: provided by fedpack-fake==0.3 (entry point fedpack_fake_mod)" in out
 
 

@@ -136,6 +136,10 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
             registry.get_packer(part, framed=framed, **opts)
             for part, opts in zip(names, options, strict=True)
         )
+        lossy = [p.lossy_tolerance for p in self.parts if p.lossy_tolerance is not None]
+        if lossy:  # the parts' own (per-instance) bounds, tighter than the classes'
+            self.lossy_tolerance = max(lossy)  # type: ignore[misc]
+        self.lossy_extras = any(p.lossy_extras for p in self.parts)  # type: ignore[misc]
 
     @classmethod
     def _registry_or_default(cls) -> PackerRegistry:

@@ -64,6 +64,11 @@ class ParameterPacker(ABC, Generic[T]):
     #: non-floating weights still come back exactly. The conformance checks use it.
     lossy_tolerance: ClassVar[float | None] = None
 
+    #: ``True`` when the extra data's floating-point arrays come back within
+    #: :attr:`lossy_tolerance` rather than exactly (e.g. quantized control variates); the
+    #: conformance checks then compare them as they compare the weights.
+    lossy_extras: ClassVar[bool] = False
+
     #: ``True`` when the weights section holds new arrays (quantized, compressed) rather than
     #: the caller's weight objects; the conformance "no copies" check is then not applicable,
     #: and a composition takes the weights section from this packer.

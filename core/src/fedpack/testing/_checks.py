@@ -81,6 +81,22 @@ class _Target:
     make_extras: ExtrasFactory
     make_options: OptionsFactory
     tolerance: float | None
+    explicit_tolerance: bool = False
+
+    def tolerance_for(self, packer: ParameterPacker[Any]) -> float | None:
+        """The tolerance to check ``packer`` against.
+
+        The one given to the checks, else the one ``packer`` declares (per instance, e.g. set
+        by its options), else the class's.
+        """
+        if self.explicit_tolerance:
+            return self.tolerance
+        declared = getattr(packer, "lossy_tolerance", self.tolerance)
+        return declared if declared is None else float(declared)
+
+    def extras_tolerance(self, packer: ParameterPacker[Any]) -> float | None:
+        """The tolerance for the extra data: only for packers that declare ``lossy_extras``."""
+        return self.tolerance_for(packer) if getattr(packer, "lossy_extras", False) else None
 
     def packer(self, weights: NDArrays, *, framed: bool) -> ParameterPacker[Any]:
         options = self.make_options(weights)
@@ -156,8 +172,10 @@ def _round_trip(target: _Target, *, framed: bool) -> str:
                 raise _Failure(f"{where}: pack_parameters modified its input")
             result = _call(where, "unpack_parameters", packer.unpack_parameters, packed)
             got_weights, got_extra = _pair(result, where)
-            reason = compare_weights(weights, got_weights, target.tolerance)
-            reason = reason or compare_values(extra, got_extra)
+            reason = compare_weights(weights, got_weights, target.tolerance_for(packer))
+            reason = reason or compare_values(
+                extra, got_extra, tolerance=target.extras_tolerance(packer)
+            )
             if reason:
                 raise _Failure(f"{where}: round trip changed the data: {reason}")
             count += 1
@@ -189,8 +207,10 @@ def _check_frame(target: _Target) -> str:
                     f"{where}: fedpack.unpack returned name {name!r}, expected "
                     f"{target.expected_name!r}"
                 )
-            reason = compare_weights(weights, got_weights, target.tolerance)
-            reason = reason or compare_values(extra, got_extra)
+            reason = compare_weights(weights, got_weights, target.tolerance_for(framed))
+            reason = reason or compare_values(
+                extra, got_extra, tolerance=target.extras_tolerance(framed)
+            )
             if reason:
                 raise _Failure(f"{where}: fedpack.unpack returned other data: {reason}")
             plain = _call(where, "pack_parameters", unframed.pack_parameters, weights, extra)
@@ -271,6 +291,70 @@ def _check_bad_input(target: _Target) -> str:
     return f"{count} bad inputs raised PackingError"
 
 
+def _stress_weights() -> dict[str, NDArrays]:
+    """Weights that test a lossy packer's declared bound: outliers, wide ranges, odd sizes."""
+    rng = np.random.default_rng(20240613)
+    spiky = rng.standard_normal(70001).astype(np.float32)
+    spiky[::997] *= 1000.0
+    ramp = np.linspace(-3.0, 5.0, 1001)
+    return {
+        "outliers": [spiky, rng.standard_normal((33, 17)).astype(np.float32) * 1e-3],
+        "ranges": [
+            ramp,
+            (rng.standard_normal(513) * 1e-30).astype(np.float64),
+            (rng.standard_normal(129) * 1e4).astype(np.float16),
+            np.full(7, -2.5, dtype=np.float32),
+            np.zeros((3, 3), dtype=np.float32),
+            np.array(3.25, dtype=np.float32),
+        ],
+        "mixed": [rng.standard_normal((5, 3, 2)).astype(np.float32), np.arange(5, dtype=np.int64)],
+    }
+
+
+def _check_lossy_bound(target: _Target) -> str:
+    if target.tolerance is None:
+        next(target.samples())  # skipped, as every check that packs, without example extras
+        return "lossless (no lossy_tolerance): every round trip compares exactly"
+    count = 0
+    worst = 0.0
+    declared: set[float] = set()
+    for set_name, weights in _stress_weights().items():
+        try:
+            extras = list(target.make_extras(weights))
+        except Exception as exc:
+            raise _Failure(f"example extras for weights {set_name!r} raised {exc!r}") from exc
+        if not extras:
+            continue
+        packer = target.packer(weights, framed=True)
+        tolerance = target.tolerance_for(packer)
+        if not (isinstance(tolerance, float) and 0.0 < tolerance < 1.0):
+            raise _Failure(
+                f"lossy_tolerance: expected a number in (0, 1) (relative to max|x|), "
+                f"found {tolerance!r}"
+            )
+        declared.add(tolerance)
+        where = f"stress weights {set_name!r}"
+        packed = _call(where, "pack_parameters", packer.pack_parameters, weights, extras[0])
+        got, _ = _pair(_call(where, "unpack_parameters", packer.unpack_parameters, packed), where)
+        reason = compare_weights(weights, got, tolerance)
+        if reason:
+            raise _Failure(f"{where}: {reason}")
+        for want, have in zip(weights, got, strict=True):
+            if want.dtype.kind == "f" and want.size:
+                peak = float(np.max(np.abs(want.astype(np.float64))))
+                error = float(np.max(np.abs(have.astype(np.float64) - want.astype(np.float64))))
+                if peak > 0:
+                    worst = max(worst, error / (tolerance * peak))
+        count += 1
+    if not count:
+        raise _Skip("no example extras for the stress weights")
+    bound = ", ".join(f"{t:g}" for t in sorted(declared))
+    return (
+        f"{count} stress payloads (outliers, wide ranges, float16/32/64) within the declared "
+        f"tolerance {bound} x max|x|; the worst error used {worst:.0%} of it"
+    )
+
+
 #: The checks, in order: ``name -> function(target)``.
 CHECKS: dict[str, Callable[[_Target], str]] = {
     "name": _check_name,
@@ -282,6 +366,7 @@ CHECKS: dict[str, Callable[[_Target], str]] = {
     "malformed[framed]": lambda t: _check_malformed(t, framed=True),
     "malformed[unframed]": lambda t: _check_malformed(t, framed=False),
     "bad_input": _check_bad_input,
+    "lossy_bound": _check_lossy_bound,
 }
 
 
@@ -452,7 +537,8 @@ def run_checks(
         pack are reported ``skipped: no example extras``.
     :param options: ``weights -> {option: value}`` for the constructor; default the class's
         :meth:`~fedpack.ParameterPacker.example_options`.
-    :param tolerance: overrides the class's :attr:`~fedpack.ParameterPacker.lossy_tolerance`.
+    :param tolerance: overrides the packer's :attr:`~fedpack.ParameterPacker.lossy_tolerance`
+        (else the instance's, which may depend on its options, else the class's).
     :param registry: where names are looked up (default: the process-wide registry).
     :param checks: a subset of :data:`CHECKS` (default: all).
 
@@ -518,6 +604,7 @@ def _target(
         make_extras=extras or cls.example_extras,
         make_options=options or cls.example_options,
         tolerance=cls.lossy_tolerance if tolerance is None else tolerance,
+        explicit_tolerance=tolerance is not None,
     )
 
 

@@ -103,3 +103,7 @@ class PackerConformance:
     def test_bad_input(self) -> None:
         """Bad weights, a bad extra and non-lists raise ``PackingError``."""
         self.run_check("bad_input")
+
+    def test_lossy_bound(self) -> None:
+        """A lossy packer's declared tolerance is in (0, 1) and holds on stress weights."""
+        self.run_check("lossy_bound")

@@ -115,17 +115,23 @@ def compare_weights(expected: NDArrays, found: object, tolerance: float | None) 
     return None
 
 
-def compare_values(expected: Any, found: Any, where: str = "extra") -> str | None:
+def compare_values(
+    expected: Any, found: Any, where: str = "extra", tolerance: float | None = None
+) -> str | None:
     """``None`` if the extra data ``found`` equals ``expected``, else what differs.
 
-    Arrays compare by dtype, shape and values; lists, tuples and dicts element-wise (their type
-    must match); anything else by type and ``==``.
+    Arrays compare by dtype, shape and values (floating-point arrays within ``tolerance`` x
+    their largest magnitude when a tolerance is given, as :func:`compare_weights` does); lists,
+    tuples and dicts element-wise (their type must match); anything else by type and ``==``.
     """
     if isinstance(expected, np.ndarray):
         if not isinstance(found, np.ndarray):
             return f"{where}: expected {describe(expected)}, found {describe(found)}"
         if found.dtype != expected.dtype or found.shape != expected.shape:
             return f"{where}: expected {describe(expected)}, found {describe(found)}"
+        if tolerance is not None and expected.dtype.kind == "f":
+            reason = compare_weights([expected], [found], tolerance)
+            return None if reason is None else f"{where}: {reason.removeprefix('weight 0 ')}"
         if not np.array_equal(found, expected, equal_nan=expected.dtype.kind in "fc"):
             return f"{where}: array values differ"
         return None
@@ -135,7 +141,7 @@ def compare_values(expected: Any, found: Any, where: str = "extra") -> str | Non
         if len(found) != len(expected):
             return f"{where}: expected {len(expected)} items, found {len(found)}"
         for index, (want, got) in enumerate(zip(expected, found, strict=True)):
-            reason = compare_values(want, got, f"{where}[{index}]")
+            reason = compare_values(want, got, f"{where}[{index}]", tolerance)
             if reason:
                 return reason
         return None
@@ -143,7 +149,7 @@ def compare_values(expected: Any, found: Any, where: str = "extra") -> str | Non
         if set(found) != set(expected):
             return f"{where}: expected keys {sorted(expected)}, found {sorted(found)}"
         for key in expected:
-            reason = compare_values(expected[key], found[key], f"{where}[{key!r}]")
+            reason = compare_values(expected[key], found[key], f"{where}[{key!r}]", tolerance)
             if reason:
                 return reason
         return None

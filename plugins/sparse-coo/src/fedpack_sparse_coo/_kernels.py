@@ -89,6 +89,7 @@ _UNSIGNED: Final[tuple[type[np.unsignedinteger[Any]], ...]] = (
 )
 _INTP_MAX: Final[int] = int(np.iinfo(np.intp).max)
 _UNRAVEL_CHUNK: Final[int] = 1 << 15
+_REBUILD_CHUNK: Final[int] = 1 << 16  # elements; a multiple of 8 (whole mask bytes)
 
 Array = npt.NDArray[Any]
 IntpArray = npt.NDArray[np.intp]
@@ -607,25 +608,68 @@ def _parse_compact(
             )
         _check_sorted_unique(first, size, "flat indices")
         return vals, first
-    nbytes = (size + 7) // 8
-    if first.dtype != np.uint8 or first.shape != (nbytes,):
-        raise PackingError(
-            f"bitmask: expected a uint8 array of shape ({nbytes},) for {size} elements, "
-            f"found {_describe(first)}"
-        )
-    tail = size % 8
-    if tail and int(first[-1]) >> tail:
-        raise PackingError(
-            f"bitmask: expected padding bits after element {size} to be zero, "
-            f"found last byte {int(first[-1]):#04x}"
-        )
+    _check_bitmask(first, size)
     flat = np.flatnonzero(np.unpackbits(first, count=size, bitorder="little").view(np.bool_))
     if flat.shape[0] != vals.shape[0]:
-        raise PackingError(
-            f"bitmask: expected popcount equal to the number of values ({vals.shape[0]}), "
-            f"found {flat.shape[0]} set bits"
-        )
+        raise _popcount_error(vals.shape[0], flat.shape[0])
     return vals, flat
+
+
+def _check_bitmask(mask: Array, size: int) -> None:
+    """A bitmask of ``size`` bits: uint8 of ``ceil(size / 8)`` bytes, zero padding bits."""
+    nbytes = (size + 7) // 8
+    if mask.dtype != np.uint8 or mask.shape != (nbytes,):
+        raise PackingError(
+            f"bitmask: expected a uint8 array of shape ({nbytes},) for {size} elements, "
+            f"found {_describe(mask)}"
+        )
+    tail = size % 8
+    if tail and int(mask[-1]) >> tail:
+        raise PackingError(
+            f"bitmask: expected padding bits after element {size} to be zero, "
+            f"found last byte {int(mask[-1]):#04x}"
+        )
+
+
+def _popcount_error(values: int, bits: int | str) -> PackingError:
+    return PackingError(
+        f"bitmask: expected popcount equal to the number of values ({values}), "
+        f"found {bits} set bits"
+    )
+
+
+def _rebuild_bitmask(mask: Array, vals: Array, size: int, base: Array | None) -> Array:
+    """A new 1-D array: ``base`` (or zeros) with ``out[mask] = vals``, popcount checked.
+
+    Works in chunks of :data:`_REBUILD_CHUNK` elements: each output chunk is filled (zeros or
+    the base's values), the chunk's bits are unpacked and turned into chunk-local positions,
+    and the values scattered, all while the chunk is in cache; the output is written to memory
+    once. A boolean-mask assignment (or ``np.copyto(..., where=mask)``) would avoid the
+    positions but branches on every element: about 20x slower at 50% density on random masks.
+    """
+    out = np.empty(size, dtype=vals.dtype)
+    src = None if base is None else _c_ravel(base)
+    nvals = vals.shape[0]
+    pos = 0
+    for start in range(0, size, _REBUILD_CHUNK):
+        stop = min(start + _REBUILD_CHUNK, size)
+        chunk = out[start:stop]
+        if src is None:
+            chunk.fill(0)
+        else:
+            chunk[...] = src[start:stop]
+        bits = np.unpackbits(
+            mask[start // 8 : (stop + 7) // 8], count=stop - start, bitorder="little"
+        )
+        local = np.flatnonzero(bits.view(np.bool_))  # on bool: branch-free, 50x faster than uint8
+        n = local.shape[0]
+        if pos + n > nvals:
+            raise _popcount_error(nvals, f"more than {pos + n - 1}")
+        chunk[local] = vals[pos : pos + n]
+        pos += n
+    if pos != nvals:
+        raise _popcount_error(nvals, pos)
+    return out
 
 
 def decode_compact(
@@ -677,6 +721,12 @@ def rebuild_from_compact(
     dims, size = _check_shape(shape, max_elements)
     arrs = _check_arrays(encoding, arrays)
     want = None if dtype is None else np.dtype(dtype)
+    if encoding == "bitmask":  # the fast path: no global positions array
+        vals = _check_values(arrs[1], want)
+        _check_bitmask(arrs[0], size)
+        if base is not None:
+            _check_base(base, dims, vals.dtype)
+        return _rebuild_bitmask(arrs[0], vals, size, base).reshape(dims)
     vals, pos = _parse_compact(encoding, arrs, size, want)
     if base is not None:
         _check_base(base, dims, vals.dtype)
