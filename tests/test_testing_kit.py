@@ -415,7 +415,7 @@ def test_cli_names_are_accepted_as_the_registry_accepts_them(
 ) -> None:
     assert main(["check", "Clipping-Bit", "clipping_bit", " CLIPPING_BIT "]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "clipping_bit: ok (9 passed, 0 failed, 0 skipped)"
+    assert out.splitlines()[0] == "clipping_bit: ok (10 passed, 0 failed, 0 skipped)"
     assert out.endswith("1 packer(s) checked, 0 check(s) failed\n")
     assert main(["check", "Scaffold+Clipping-Bit"]) == 0
     assert capsys.readouterr().out.startswith("scaffold+clipping_bit: ok (")
