@@ -1,0 +1,151 @@
+"""The learning task: a small MLP on synthetic, strongly non-IID classification data.
+
+Everything is generated from seeds (no downloads), so a run is reproducible:
+
+- 10 classes in 32 dimensions, class centres drawn once from ``data-seed``;
+- each client (partition) gets a label distribution drawn from a Dirichlet(``alpha``) (label
+  skew: with the default alpha of 0.1 a client sees two or three classes) and its own feature
+  shift, a random offset added to every sample (feature skew);
+- the held-out global test set has every class equally often, and each test sample carries the
+  shift of a randomly chosen client, so it is the union of what the clients see.
+
+The training loop takes an optional SCAFFOLD correction ``c - c_i`` and an optional proximal
+weight ``mu`` (FedProx), so one function serves every algorithm of the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+NUM_CLASSES = 10
+NUM_FEATURES = 32
+HIDDEN = 64
+CLASS_SPREAD = 1.6  # distance scale between class centres; smaller is harder
+SHIFT_SCALE = 1.5  # size of each client's feature shift
+
+
+class Net(nn.Module):
+    """A two-layer MLP: 32 -> 64 -> 10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(NUM_FEATURES, HIDDEN)
+        self.fc2 = nn.Linear(HIDDEN, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def new_model(seed: int) -> Net:
+    """A freshly initialised model, the same for the same seed."""
+    torch.manual_seed(seed)
+    return Net()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features and labels as tensors."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def _centres(data_seed: int) -> np.ndarray:
+    rng = np.random.default_rng([data_seed, 0])
+    return rng.normal(0.0, CLASS_SPREAD, (NUM_CLASSES, NUM_FEATURES))
+
+
+def _shifts(data_seed: int, num_partitions: int) -> np.ndarray:
+    rng = np.random.default_rng([data_seed, 1, num_partitions])
+    return rng.normal(0.0, SHIFT_SCALE, (num_partitions, NUM_FEATURES))
+
+
+def _sample(rng: np.random.Generator, centres: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return centres[labels] + rng.normal(0.0, 1.0, (len(labels), NUM_FEATURES))
+
+
+def load_partition(
+    partition_id: int,
+    num_partitions: int,
+    *,
+    data_seed: int = 0,
+    alpha: float = 0.1,
+    samples: int = 500,
+) -> Dataset:
+    """The training data of one client: label skew (Dirichlet ``alpha``) and a feature shift."""
+    if not 0 <= partition_id < num_partitions:
+        raise ValueError(f"partition-id must be in [0, {num_partitions}), got {partition_id}")
+    rng = np.random.default_rng([data_seed, 2, num_partitions, partition_id])
+    proportions = rng.dirichlet(np.full(NUM_CLASSES, alpha))
+    labels = rng.choice(NUM_CLASSES, size=samples, p=proportions)
+    x = _sample(rng, _centres(data_seed), labels) + _shifts(data_seed, num_partitions)[partition_id]
+    return Dataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(labels))
+
+
+def load_test_set(num_partitions: int, *, data_seed: int = 0, samples: int = 2000) -> Dataset:
+    """The held-out global test set: balanced classes, each sample with some client's shift."""
+    rng = np.random.default_rng([data_seed, 3, num_partitions])
+    labels = np.arange(samples) % NUM_CLASSES
+    owners = rng.integers(0, num_partitions, samples)
+    x = _sample(rng, _centres(data_seed), labels) + _shifts(data_seed, num_partitions)[owners]
+    return Dataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(labels))
+
+
+def train(
+    model: Net,
+    data: Dataset,
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int = 32,
+    seed: int = 0,
+    correction: Sequence[torch.Tensor] | None = None,
+    proximal_mu: float = 0.0,
+) -> float:
+    """Run ``steps`` plain SGD steps; returns the mean training loss.
+
+    ``correction`` (one tensor per parameter, SCAFFOLD's ``c - c_i``) is added to every
+    gradient. ``proximal_mu`` adds FedProx's ``mu/2 * ||w - w_global||^2`` (the global weights
+    are the ones the model holds when training starts).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    params = list(model.parameters())
+    anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else None
+    loss_fn = nn.CrossEntropyLoss()
+    total = 0.0
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(data.y), (batch_size,), generator=generator)
+        loss = loss_fn(model(data.x[idx]), data.y[idx])
+        total += loss.item()
+        if anchor is not None:
+            loss = loss + proximal_mu / 2 * sum(
+                torch.sum((p - a) ** 2) for p, a in zip(params, anchor, strict=True)
+            )
+        model.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                grad = p.grad
+                if grad is None:
+                    continue
+                if correction is not None:
+                    grad = grad + correction[i]
+                p -= lr * grad
+    return total / max(steps, 1)
+
+
+def evaluate(model: Net, data: Dataset) -> tuple[float, float]:
+    """``(loss, accuracy)`` on ``data``."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(data.x)
+        loss = float(nn.functional.cross_entropy(logits, data.y))
+        accuracy = float((logits.argmax(dim=1) == data.y).float().mean())
+    return loss, accuracy
