@@ -18,12 +18,19 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
+from fedpack.flwr import EXTRA_KEY
+
 from . import task
 from .compression import UpdateCodec, get_codec
 from .config import AppConfig
 from .strategies import build_strategy
 
 app = ServerApp()
+
+
+def carries_fedpack(message: Message) -> bool:
+    """Whether a message holds a fedpack extras record."""
+    return not message.has_error() and EXTRA_KEY in message.content.array_records
 
 
 def record_bytes(message: Message) -> int:
@@ -46,6 +53,8 @@ class RoundLog:
     bytes_up: int = 0
     replies: int = 0
     failures: int = 0
+    fedpack_down: int = 0
+    fedpack_up: int = 0
 
 
 @dataclass
@@ -68,7 +77,7 @@ class CountingGrid:
         self._grid = grid
         self._codec = codec
         self.global_arrays = ArrayRecord()
-        self.bytes_down = self.bytes_up = self.replies = self.failures = 0
+        self.counts = RoundLog(0, 0.0, 0.0)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._grid, name)
@@ -78,17 +87,20 @@ class CountingGrid:
     ) -> Iterable[Message]:
         """Send, count, receive, count, decode."""
         messages = list(messages)
-        self.bytes_down += sum(record_bytes(m) for m in messages)
+        counts = self.counts
+        counts.bytes_down += sum(record_bytes(m) for m in messages)
+        counts.fedpack_down += sum(carries_fedpack(m) for m in messages)
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
-        self.bytes_up += sum(record_bytes(r) for r in replies)
-        self.replies += len(replies)
-        self.failures += sum(r.has_error() for r in replies)
+        counts.bytes_up += sum(record_bytes(r) for r in replies)
+        counts.fedpack_up += sum(carries_fedpack(r) for r in replies)
+        counts.replies += len(replies)
+        counts.failures += sum(r.has_error() for r in replies)
         return self._codec.decode_replies(replies, self.global_arrays)
 
-    def take(self) -> tuple[int, int, int, int]:
-        """The counts since the last call, then zero."""
-        counts = (self.bytes_down, self.bytes_up, self.replies, self.failures)
-        self.bytes_down = self.bytes_up = self.replies = self.failures = 0
+    def take(self, server_round: int, accuracy: float, loss: float) -> RoundLog:
+        """The counts since the last call as the log of ``server_round``; counting restarts."""
+        counts, self.counts = self.counts, RoundLog(0, 0.0, 0.0)
+        counts.round, counts.accuracy, counts.loss = server_round, accuracy, loss
         return counts
 
 
@@ -126,12 +138,11 @@ def main(grid: Grid, context: Context) -> None:
         counting.global_arrays = arrays
         model.load_state_dict(arrays.to_torch_state_dict())
         loss, accuracy = task.evaluate(model, test_set)
-        down, up, replies, failures = counting.take()
-        entry = RoundLog(server_round, accuracy, loss, down, up, replies, failures)
+        entry = counting.take(server_round, accuracy, loss)
         run.rounds.append(entry)
         print(
-            f"{server_round:5d}  {accuracy:8.3f}  {loss:6.3f}  {down / 1024:9.1f}  "
-            f"{up / 1024:7.1f}  {replies:7d}  {failures:8d}",
+            f"{server_round:5d}  {accuracy:8.3f}  {loss:6.3f}  {entry.bytes_down / 1024:9.1f}  "
+            f"{entry.bytes_up / 1024:7.1f}  {entry.replies:7d}  {entry.failures:8d}",
             flush=True,
         )
         return MetricRecord({"accuracy": accuracy, "loss": loss})

@@ -56,6 +56,7 @@ class Fleet:
 
     workdir: Path
     env: dict[str, str]
+    home: Path
     processes: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
     _logs: list[TextIO] = field(default_factory=list)
 
@@ -139,7 +140,7 @@ class Flower:
             args.append("--simulation")
         process = self.fleet.start("superlink", *args)
         wait_for_port(self.port, process, START_TIMEOUT)
-        (self.fleet.env_home / "config.toml").write_text(
+        (self.fleet.home / "config.toml").write_text(
             f'[superlink]\ndefault = "test"\n\n[superlink.test]\n'
             f'address = "127.0.0.1:{self.port}"\ninsecure = true\n',
             encoding="utf-8",
@@ -194,36 +195,42 @@ class Flower:
         return AppRun(json.loads(result_file.read_text(encoding="utf-8")), output)
 
 
-@pytest.fixture
-def flower(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Flower]:
-    """A Flower harness whose processes all end with the test."""
+def _harness(workdir: Path) -> Flower:
     if shutil.which("flower-superlink", path=str(BIN)) is None:
         pytest.fail("flower-superlink is not installed in this environment")
-    home = tmp_path / "flwr-home"
+    home = workdir / "flwr-home"
     home.mkdir()
     env = {
         **os.environ,
         "FLWR_HOME": str(home),
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
         "FLWR_DISABLE_UPDATE_CHECK": "1",
-        # Ray: bind the node to the loopback address, two CPUs at most
+        # Ray: the node address is the loopback address (no cluster address is looked up)
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    fleet = Fleet(tmp_path, env)
-    fleet.env_home = home  # type: ignore[attr-defined]
-    harness = Flower(fleet)
+    return Flower(Fleet(workdir, env, home))
+
+
+@pytest.fixture(scope="module")
+def simulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flower]:
+    """A SuperLink in simulation mode (Ray), shared by the runs of a test module."""
+    flower = _harness(tmp_path_factory.mktemp("simulation"))
     try:
-        yield harness
+        flower.superlink(simulation=True)
+        yield flower
     finally:
-        failed = getattr(request.node, "rep_call", None)
-        fleet.stop()
-        if failed is not None and failed.failed:
-            print(fleet.logs())
+        flower.fleet.stop()
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flower]:
+    """A SuperLink and two SuperNodes (partitions 0 and 1 of 2), shared by a test module."""
+    flower = _harness(tmp_path_factory.mktemp("deployment"))
+    try:
+        flower.superlink(simulation=False)
+        flower.supernode(0, 2)
+        flower.supernode(1, 2)
+        yield flower
+    finally:
+        flower.fleet.stop()
