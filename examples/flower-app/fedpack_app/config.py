@@ -43,7 +43,11 @@ class AppConfig:
                 continue
             value = run_config[key]
             default = getattr(cls, f.name)
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            if (
+                isinstance(default, float)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
                 value = float(value)
             if type(value) is not type(default):
                 raise ValueError(

@@ -23,7 +23,7 @@ from fedpack.flwr import EXTRA_KEY
 from . import task
 from .compression import UpdateCodec, get_codec
 from .config import AppConfig
-from .strategies import build_strategy
+from .strategies import build_strategy, refused_replies
 
 app = ServerApp()
 
@@ -38,7 +38,9 @@ def record_bytes(message: Message) -> int:
     if message.has_error():
         return 0
     return sum(
-        len(array.data) for record in message.content.array_records.values() for array in record.values()
+        len(array.data)
+        for record in message.content.array_records.values()
+        for array in record.values()
     )
 
 
@@ -53,6 +55,7 @@ class RoundLog:
     bytes_up: int = 0
     replies: int = 0
     failures: int = 0
+    refused: int = 0
     fedpack_down: int = 0
     fedpack_up: int = 0
 
@@ -123,7 +126,7 @@ def main(grid: Grid, context: Context) -> None:
     test_set = task.load_test_set(num_nodes, data_seed=config.data_seed)
     model = task.new_model(config.model_seed)
     initial_arrays = ArrayRecord(model.state_dict())
-    strategy = build_strategy(config, initial_arrays)
+    strategy = build_strategy(config, num_nodes)
     counting = CountingGrid(grid, get_codec(config.compression))
     run = RunLog(algorithm=config.algorithm)
     started = time.monotonic()
@@ -139,6 +142,9 @@ def main(grid: Grid, context: Context) -> None:
         model.load_state_dict(arrays.to_torch_state_dict())
         loss, accuracy = task.evaluate(model, test_set)
         entry = counting.take(server_round, accuracy, loss)
+        # replies whose fedpack payload was bad: the strategy counted them as failures
+        entry.refused = refused_replies(strategy, server_round)
+        entry.failures += entry.refused
         run.rounds.append(entry)
         print(
             f"{server_round:5d}  {accuracy:8.3f}  {loss:6.3f}  {entry.bytes_down / 1024:9.1f}  "

@@ -1,55 +1,58 @@
-"""One Flower strategy per algorithm of the run config."""
+"""One Flower strategy per algorithm of the run config.
+
+Each is a stock Flower strategy or a fedpack one built on Flower's ``FedAvg``; DP-FedAvg is
+Flower's own ``DifferentialPrivacyClientSideAdaptiveClipping`` around fedpack's
+``ClippingBitFedAvg``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, Strategy
 
-import fedpack
-from fedpack.flwr import pop_extras, to_record_dict
+from fedpack.flwr import (
+    AdaptiveConstraint,
+    ClippingBitFedAvg,
+    PartialExchange,
+    Scaffold,
+    dp_fedavg_adaptive_clipping,
+)
 
 from .config import AppConfig
 
 
-class _Scaffold(FedAvg):
-    """Interim SCAFFOLD strategy (to be replaced by the library's)."""
-
-    def __init__(self, initial_arrays: ArrayRecord, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.packer = fedpack.get_packer("scaffold")
-        self.c = [np.zeros_like(a.numpy()) for a in initial_arrays.values()]
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        messages = list(super().configure_train(server_round, arrays, config, grid))
-        weights = [a.numpy() for a in arrays.values()]
-        extra = to_record_dict(self.packer, weights, self.c)["fedpack.extra"]
-        for m in messages:
-            m.content["fedpack.extra"] = extra
-        return messages
-
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
-        extras = pop_extras([r for r in replies if not r.has_error()], self.packer)
-        arrays, metrics = super().aggregate_train(server_round, replies)
-        if extras:
-            for i in range(len(self.c)):
-                self.c[i] = self.c[i] + sum(d[i] for _, d in extras) / len(extras)
-        return arrays, metrics
-
-
-def build_strategy(config: AppConfig, initial_arrays: ArrayRecord) -> Strategy:
-    """The strategy of ``config.algorithm``."""
-    common = {"fraction_train": config.fraction_train, "fraction_evaluate": 0.0}
-    if config.algorithm == "fedavg":
-        return FedAvg(**common)  # type: ignore[arg-type]
+def build_strategy(config: AppConfig, num_nodes: int) -> Strategy:
+    """The strategy of ``config.algorithm`` for a federation of ``num_nodes`` nodes."""
+    common = {
+        "fraction_train": config.fraction_train,
+        "fraction_evaluate": 0.0,  # the ServerApp evaluates the global model itself
+        "min_train_nodes": config.min_nodes,
+        "min_available_nodes": config.min_nodes,
+    }
     if config.algorithm == "scaffold":
-        return _Scaffold(initial_arrays, **common)
-    raise NotImplementedError(config.algorithm)
+        return Scaffold(server_learning_rate=config.server_learning_rate, **common)
+    if config.algorithm == "fedprox-adaptive":
+        return AdaptiveConstraint(
+            initial_constraint_weight=config.proximal_mu, adapt=True, **common
+        )
+    if config.algorithm == "layer-names":
+        return PartialExchange(**common)
+    if config.algorithm == "dp-adaptive":
+        return dp_fedavg_adaptive_clipping(
+            ClippingBitFedAvg(**common),
+            noise_multiplier=config.noise_multiplier,
+            num_sampled_clients=max(config.min_nodes, round(config.fraction_train * num_nodes)),
+            initial_clipping_norm=config.clipping_norm,
+            target_clipped_quantile=config.clipped_quantile,
+        )
+    return FedAvg(**common)
+
+
+def refused_replies(strategy: Strategy, server_round: int) -> int:
+    """Replies a fedpack strategy (possibly inside Flower's wrappers) refused in a round."""
+    current: object = strategy
+    while current is not None:
+        failures = getattr(current, "failures", None)
+        if isinstance(failures, dict):
+            return len(failures.get(server_round, []))
+        current = getattr(current, "strategy", None)
+    return 0

@@ -9,13 +9,14 @@ Everything is generated from seeds (no downloads), so a run is reproducible:
 - the held-out global test set has every class equally often, and each test sample carries the
   shift of a randomly chosen client, so it is the union of what the clients see.
 
-The training loop takes an optional SCAFFOLD correction ``c - c_i`` and an optional proximal
-weight ``mu`` (FedProx), so one function serves every algorithm of the app.
+One training loop serves every algorithm of the app: it takes a hook run after each backward
+pass (SCAFFOLD corrects the gradients there) and an optional proximal weight ``mu`` (FedProx).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,40 +106,91 @@ def train(
     lr: float,
     batch_size: int = 32,
     seed: int = 0,
-    correction: Sequence[torch.Tensor] | None = None,
+    after_backward: Callable[[nn.Module], None] | None = None,
     proximal_mu: float = 0.0,
 ) -> float:
-    """Run ``steps`` plain SGD steps; returns the mean training loss.
+    """Run ``steps`` SGD steps on random mini-batches; returns the mean training loss.
 
-    ``correction`` (one tensor per parameter, SCAFFOLD's ``c - c_i``) is added to every
-    gradient. ``proximal_mu`` adds FedProx's ``mu/2 * ||w - w_global||^2`` (the global weights
-    are the ones the model holds when training starts).
+    ``after_backward(model)`` runs after each backward pass, before the step (SCAFFOLD adds
+    its correction ``c - c_i`` to the gradients there). ``proximal_mu`` adds FedProx's
+    ``mu / 2 * ||w - w_global||^2``, the global weights being those the model holds when
+    training starts.
     """
     generator = torch.Generator().manual_seed(seed)
-    params = list(model.parameters())
-    anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else None
-    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else None
     total = 0.0
     model.train()
     for _ in range(steps):
         idx = torch.randint(0, len(data.y), (batch_size,), generator=generator)
-        loss = loss_fn(model(data.x[idx]), data.y[idx])
+        loss = nn.functional.cross_entropy(model(data.x[idx]), data.y[idx])
         total += loss.item()
         if anchor is not None:
             loss = loss + proximal_mu / 2 * sum(
-                torch.sum((p - a) ** 2) for p, a in zip(params, anchor, strict=True)
+                torch.sum((p - a) ** 2) for p, a in zip(model.parameters(), anchor, strict=True)
             )
-        model.zero_grad()
+        optimizer.zero_grad()
         loss.backward()
-        with torch.no_grad():
-            for i, p in enumerate(params):
-                grad = p.grad
-                if grad is None:
-                    continue
-                if correction is not None:
-                    grad = grad + correction[i]
-                p -= lr * grad
+        if after_backward is not None:
+            after_backward(model)
+        optimizer.step()
     return total / max(steps, 1)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A client's local training: its data and hyper-parameters; call it with a model."""
+
+    data: Dataset
+    steps: int
+    lr: float
+    batch_size: int
+    seed: int = 0
+
+    @property
+    def num_examples(self) -> int:
+        """The size of the client's data set."""
+        return len(self.data.y)
+
+    def __call__(
+        self,
+        model: Net,
+        *,
+        after_backward: Callable[[nn.Module], None] | None = None,
+        proximal_mu: float = 0.0,
+    ) -> float:
+        """:func:`train` the model; returns the mean training loss."""
+        return train(
+            model,
+            self.data,
+            steps=self.steps,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            after_backward=after_backward,
+            proximal_mu=proximal_mu,
+        )
+
+
+def update_norm(new: Mapping[str, torch.Tensor], old: Mapping[str, torch.Tensor]) -> float:
+    """The L2 norm of ``new - old`` over every tensor (the size of a client's update)."""
+    return math.sqrt(sum(float(torch.sum((new[k] - old[k]) ** 2)) for k in old))
+
+
+def most_changed(
+    new: Mapping[str, torch.Tensor], old: Mapping[str, torch.Tensor], fraction: float
+) -> dict[str, torch.Tensor]:
+    """The ``fraction`` of the layers of ``new`` that moved most from ``old`` (relative change)."""
+    change = {
+        k: float(
+            torch.linalg.vector_norm(new[k] - old[k]) / (torch.linalg.vector_norm(old[k]) + 1e-12)
+        )
+        for k in old
+    }
+    keep = sorted(change, key=change.__getitem__, reverse=True)[
+        : max(1, round(fraction * len(change)))
+    ]
+    return {k: new[k] for k in old if k in keep}
 
 
 def evaluate(model: Net, data: Dataset) -> tuple[float, float]:

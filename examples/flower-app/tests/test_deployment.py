@@ -21,9 +21,7 @@ def test_scaffold_on_a_deployment_carries_fedpack_payloads_both_ways(deployment:
 
 def test_a_malformed_reply_is_a_failure_and_the_run_completes(deployment: Flower) -> None:
     # the SuperNode of partition 1 corrupts the fedpack record of its reply every round
-    run = deployment.run(
-        {"algorithm": "scaffold", "num-server-rounds": 2, "corrupt-partition": 1}
-    )
+    run = deployment.run({"algorithm": "scaffold", "num-server-rounds": 2, "corrupt-partition": 1})
     rounds = run.result["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     for r in rounds[1:]:
