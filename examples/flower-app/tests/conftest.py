@@ -9,6 +9,7 @@ On failure the logs of every process are printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -82,10 +83,8 @@ class Fleet:
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + 15
         for _, process, _ in reversed(self.processes):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
             _signal_group(process, signal.SIGKILL)
             process.wait()
         for log in self._logs:

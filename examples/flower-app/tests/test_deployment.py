@@ -15,7 +15,8 @@ def test_scaffold_on_a_deployment_carries_fedpack_payloads_both_ways(deployment:
     for r in rounds[1:]:
         assert (r["replies"], r["failures"]) == (2, 0)
         assert r["fedpack_down"] == r["fedpack_up"] == 2
-        assert r["bytes_down"] > 0 and r["bytes_up"] > 0
+        assert r["bytes_down"] > 0
+        assert r["bytes_up"] > 0
     assert rounds[-1]["accuracy"] > rounds[0]["accuracy"]
 
 
