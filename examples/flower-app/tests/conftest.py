@@ -100,10 +100,8 @@ class Fleet:
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)  # the group id is the PID (start_new_session)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @dataclass
