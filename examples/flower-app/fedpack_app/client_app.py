@@ -32,7 +32,7 @@ app = ClientApp(mods=[dp_mods])
 
 def fedavg(msg: Message, model: task.Net, fit: task.Fit) -> Message:
     """FedAvg with Flower alone."""
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     loss = fit(model)
     metrics = MetricRecord({"train_loss": loss, "num-examples": fit.num_examples})
     content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics})
@@ -104,7 +104,7 @@ def train(msg: Message, context: Context) -> Message:
     seed = server_round * 1000 + partition_id  # other mini-batches every round and client
     fit = task.Fit(data, config.local_steps, config.learning_rate, config.batch_size, seed)
     model = task.new_model(config.model_seed)
-    global_arrays = msg.content["arrays"]
+    global_arrays = msg.content.array_records["arrays"]
     if config.algorithm == "scaffold":
         out = scaffold(msg, context, model, fit)
     elif config.algorithm == "fedprox-adaptive":

@@ -7,6 +7,8 @@ Flower's own ``DifferentialPrivacyClientSideAdaptiveClipping`` around fedpack's
 
 from __future__ import annotations
 
+from typing import Any
+
 from flwr.serverapp.strategy import FedAvg, Strategy
 
 from fedpack.flwr import (
@@ -22,7 +24,7 @@ from .config import AppConfig
 
 def build_strategy(config: AppConfig, num_nodes: int) -> Strategy:
     """The strategy of ``config.algorithm`` for a federation of ``num_nodes`` nodes."""
-    common = {
+    common: dict[str, Any] = {
         "fraction_train": config.fraction_train,
         "fraction_evaluate": 0.0,  # the ServerApp evaluates the global model itself
         "min_train_nodes": config.min_nodes,

@@ -40,7 +40,8 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits."""
-        return self.fc2(torch.relu(self.fc1(x)))
+        logits: torch.Tensor = self.fc2(torch.relu(self.fc1(x)))
+        return logits
 
 
 def new_model(seed: int) -> Net:
@@ -68,7 +69,9 @@ def _shifts(data_seed: int, num_partitions: int) -> np.ndarray:
 
 
 def _sample(rng: np.random.Generator, centres: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return centres[labels] + rng.normal(0.0, 1.0, (len(labels), NUM_FEATURES))
+    noise: np.ndarray = rng.normal(0.0, 1.0, (len(labels), NUM_FEATURES))
+    samples: np.ndarray = centres[labels] + noise
+    return samples
 
 
 def load_partition(
@@ -130,7 +133,7 @@ def train(
                 torch.sum((p - a) ** 2) for p, a in zip(model.parameters(), anchor, strict=True)
             )
         optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         if after_backward is not None:
             after_backward(model)
         optimizer.step()
