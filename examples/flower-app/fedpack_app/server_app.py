@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
+from flwr.app import ArrayRecord, Context, Message, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from fedpack.flwr import EXTRA_KEY
@@ -157,7 +157,6 @@ def main(grid: Grid, context: Context) -> None:
         grid=counting,  # type: ignore[arg-type]
         initial_arrays=initial_arrays,
         num_rounds=config.num_server_rounds,
-        train_config=ConfigRecord({"lr": config.learning_rate}),
         evaluate_fn=evaluate,
         timeout=600,
     )
