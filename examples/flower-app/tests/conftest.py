@@ -231,3 +231,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flower]:
         yield flower
     finally:
         flower.fleet.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Flower's command-line helpers call a click function that click deprecates
+    config.addinivalue_line(
+        "filterwarnings", r"ignore:'click\.utils\.get_\w+_stream' is deprecated:DeprecationWarning"
+    )
