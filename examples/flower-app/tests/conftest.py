@@ -174,15 +174,20 @@ class Flower:
         ]
         if federation_config:
             args += ["--federation-config", federation_config]
-        done = subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            env=self.fleet.env,
-            cwd=self.fleet.workdir,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                args,
+                capture_output=True,
+                text=True,
+                env=self.fleet.env,
+                cwd=self.fleet.workdir,
+                timeout=RUN_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"flwr run did not finish in {RUN_TIMEOUT} s:\n{exc.stdout!r}\n{self.fleet.logs()}"
+            ) from None
         output = done.stdout + done.stderr
         if done.returncode != 0 or not result_file.exists():
             raise AssertionError(
