@@ -53,7 +53,10 @@ def data(pid: int, n: int = 60) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, A
 
 
 def grads(
-    w: np.ndarray[Any, Any], b: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]
+    w: np.ndarray[Any, Any],
+    b: np.ndarray[Any, Any],
+    x: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], float]:
     """Softmax cross-entropy gradients and loss."""
     logits = x @ w.T + b
@@ -104,8 +107,12 @@ def train_any(msg: Message, context: Context) -> Message:
         new, loss = local_train(scaffold.weights, pid, scaffold.correction())
         extras = {"clipping_bit": 0.0}
         return scaffold.reply(
-            new, local_steps=STEPS, learning_rate=LR, num_examples=n,
-            metrics={"loss": loss}, parts=extras,
+            new,
+            local_steps=STEPS,
+            learning_rate=LR,
+            num_examples=n,
+            metrics={"loss": loss},
+            parts=extras,
         )
     weights, extra = receive(msg)
     if parts == ["layer_names"]:
@@ -119,7 +126,7 @@ def train_any(msg: Message, context: Context) -> Message:
         return reply(msg, new, loss, num_examples=n, metrics={"loss": loss})
     if parts == ["clipping_bit"]:
         new, loss = local_train(weights, pid)
-        norm = float(np.sqrt(sum(np.sum((a - g) ** 2) for a, g in zip(new, weights))))
+        norm = float(np.sqrt(sum(np.sum((a - g) ** 2) for a, g in zip(new, weights, strict=False))))
         return reply(msg, new, float(norm > float(extra)), num_examples=n)
     if parts == ["echo"]:
         new, loss = local_train(weights, pid)
@@ -173,3 +180,35 @@ def mixed_train(msg: Message, context: Context) -> Message:
             reply_to=msg,
         )
     return train_any(msg, context)
+
+
+torch_app = ClientApp()
+
+
+@torch_app.train()
+def torch_train(msg: Message, context: Context) -> Message:
+    """SCAFFOLD with a torch model: state_dict in, corrected gradients, state_dict out."""
+    import torch
+
+    torch.set_num_threads(1)
+    pid = partition(context)
+    net = torch.nn.Module()
+    net.fc = torch.nn.Linear(FEATURES, CLASSES)
+    scaffold = ScaffoldClient(msg, context)
+    net.load_state_dict(scaffold.state_dict())
+    optimizer = torch.optim.SGD(net.parameters(), lr=LR)
+    x, y = (torch.from_numpy(a) for a in data(pid))
+    loss = torch.zeros(())
+    for _ in range(STEPS):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net.fc(x), y)
+        loss.backward()
+        scaffold.correct_gradients(net)
+        optimizer.step()
+    return scaffold.reply(
+        net.state_dict(),
+        local_steps=STEPS,
+        learning_rate=LR,
+        num_examples=len(y),
+        metrics={"loss": float(loss)},
+    )

@@ -28,7 +28,8 @@ __all__ = ["ERROR_CODE", "PackedReply", "ReplyFailure", "SplitReplies", "split_r
 
 T = TypeVar("T")
 
-logger = logging.getLogger("fedpack.flwr")
+#: Flower's own logger, so fedpack's lines appear with Flower's.
+logger = logging.getLogger("flwr")
 
 #: The ``Error.code`` of the error reply standing for a bad payload (Flower's ``UNKNOWN``).
 ERROR_CODE = 0

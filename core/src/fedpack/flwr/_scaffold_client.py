@@ -141,13 +141,12 @@ class ScaffoldClient:
             self.weights, y, self.server_control_variates, self.control_variates, strict=True
         ):
             if np.issubdtype(c.dtype, np.floating) and np.issubdtype(x.dtype, np.floating):
-                delta: NDArray = (-c + (x.astype(c.dtype) - yi.astype(c.dtype)) * scale).astype(
-                    c.dtype
-                )
+                step = (x.astype(c.dtype) - yi.astype(c.dtype)) * scale
+                delta: NDArray = np.asarray(step - c, dtype=c.dtype)
             else:
                 delta = np.zeros_like(c)
             deltas.append(delta)
-            new.append(ci + delta)
+            new.append(np.asarray(ci + delta, dtype=c.dtype))
         self.control_variates = new
         self.context.state[self.state_key] = to_array_record(new, self.names)
         return deltas

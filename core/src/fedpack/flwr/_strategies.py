@@ -50,7 +50,8 @@ __all__ = [
     "dp_fedavg_adaptive_clipping",
 ]
 
-logger = logging.getLogger("fedpack.flwr")
+#: Flower's own logger, so fedpack's lines appear with Flower's.
+logger = logging.getLogger("flwr")
 
 
 def _packer(packer: ParameterPacker[Any] | str) -> ParameterPacker[Any]:
@@ -288,7 +289,8 @@ class Scaffold(PackedFedAvg):
         for index, name in enumerate(names):
             deltas = [np.asarray(r.extra[index]) for r in replies]
             c = self.control_variates[name]
-            self.control_variates[name] = (c + fraction * np.mean(deltas, axis=0)).astype(c.dtype)
+            step = fraction * np.mean(deltas, axis=0)
+            self.control_variates[name] = np.asarray(c + step, dtype=c.dtype)
         return ArrayRecord({n: Array(np.asarray(a)) for n, a in zip(names, new, strict=True)})
 
 

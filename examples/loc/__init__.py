@@ -1,0 +1,1 @@
+"""SCAFFOLD written with Flower alone and with fedpack, for counting lines."""
