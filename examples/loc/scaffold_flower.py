@@ -22,8 +22,8 @@ class Scaffold(FedAvg):
         """Send the control variates with the weights."""
         self.x = {k: v.numpy() for k, v in arrays.items()}
         self.c = self.c or {k: np.zeros_like(v) for k, v in self.x.items()}
-        self.num_nodes = len(list(grid.get_node_ids()))
         messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.num_nodes = len(list(grid.get_node_ids()))
         for message in messages:  # FedAvg's messages share one RecordDict
             message.content["c"] = ArrayRecord({k: Array(v) for k, v in self.c.items()})
         return messages

@@ -30,7 +30,7 @@ from fedpack.flwr import (
 )
 
 flwr = pytest.importorskip("flwr")
-pytest.importorskip("flwr.clientapp.mod", reason="needs flwr's Message API ClientApp (>= 1.21)")
+pytest.importorskip("flwr.clientapp.mod", reason="needs flwr's Message API ClientApp mods")
 
 from flwr.app import (  # noqa: E402
     ArrayRecord,

@@ -7,6 +7,7 @@ Each test starts a ServerApp and a ClientApp with ``flwr.simulation.run_simulati
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -189,6 +190,19 @@ def test_the_counted_scaffold_apps_run(module: str) -> None:
     if root not in sys.path:
         sys.path.insert(0, root)
     app = importlib.import_module(f"examples.loc.{module}")
-    run_simulation(
-        server_app=app.server, client_app=app.client, num_supernodes=NODES, backend_config=BACKEND
-    )
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("flwr").addHandler(handler)
+    try:
+        run_simulation(
+            server_app=app.server,
+            client_app=app.client,
+            num_supernodes=NODES,
+            backend_config=BACKEND,
+        )
+    finally:
+        logging.getLogger("flwr").removeHandler(handler)
+    rounds = [line for line in lines if line.startswith("aggregate_train: Received")]
+    assert len(rounds) == 3, lines
+    assert all(line.endswith(" results and 0 failures") for line in rounds), rounds

@@ -13,7 +13,7 @@ import pytest
 
 import fedpack
 from fedpack import PackingError
-from fedpack.flwr import EXTRA_KEY, from_record_dict, reply, to_array_record
+from fedpack.flwr import EXTRA_KEY, from_record_dict, receive, reply, to_array_record
 
 pytest.importorskip("flwr")
 pytest.importorskip("flwr.serverapp.strategy", reason="needs flwr's Message API strategies")
@@ -44,8 +44,12 @@ class FakeGrid:
 
 @pytest.fixture(autouse=True)
 def task_identity() -> Iterator[None]:
-    """Flower's instruction messages read the run id of the task running them."""
-    from flwr.supercore.task_identity import TaskIdentity
+    """Flower's instruction messages read the run id of the task running them (flwr 1.42)."""
+    try:
+        from flwr.supercore.task_identity import TaskIdentity
+    except ImportError:  # older Flower: messages need no task identity
+        yield
+        return
 
     saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
     TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = 1, 0, 0
@@ -111,6 +115,23 @@ def test_scaffold_leaves_bad_replies_out_and_counts_them() -> None:
     assert [(f.index, f.node_id) for f in strategy.failures[1]] == [(1, 2)]
     assert "expected an ArrayRecord 'fedpack.extra'" in strategy.failures[1][0].reason
     assert np.allclose(strategy.control_variates["w"], 0.5)  # 1 / 2 * 1
+
+
+def test_replies_of_another_model_are_failures_not_crashes() -> None:
+    strategy = Scaffold(min_available_nodes=2)
+    grid = FakeGrid([1, 2])
+    sent = by_node(strategy.configure_train(1, arrays(w=np.zeros(2)), ConfigRecord(), grid))
+    good = reply(sent[1], [np.ones(2)], [np.ones(2)], num_examples=1)
+    shaped = reply(sent[2], [np.ones(3)], [np.ones(3)], num_examples=1)  # another model
+    new, _ = strategy.aggregate_train(1, [good, shaped])
+    assert new is not None
+    assert np.allclose(new["w"].numpy(), 1.0)
+    [failure] = strategy.failures[1]
+    assert "expected the weights [('w', (2,))], found [('w', (3,))]" in failure.reason
+    sent = by_node(strategy.configure_train(2, new, ConfigRecord(), grid))
+    renamed = reply(sent[1], {"v": np.ones(2)}, [np.ones(2)], num_examples=1)
+    assert strategy.aggregate_train(2, [renamed]) == (None, None)
+    assert "found [('v', (2,))]" in strategy.failures[2][0].reason
 
 
 def test_partial_exchange_averages_each_layer_over_its_senders() -> None:
@@ -273,3 +294,24 @@ def test_packed_strategy_outside_flowers_server_side_dp_wrapper() -> None:
     assert new is not None
     assert np.isclose(np.linalg.norm(new["w"].numpy()), 1.0)  # clipped by Flower's wrapper
     assert [r.extra[0].tolist() for r in wrapped.extras[1]] == [[1.0], [1.0]]
+
+
+def test_a_packer_that_quantizes_the_weights_through_packed_strategy() -> None:
+    """examples/fedpack-int8 (a third-party plugin): int8 on the wire, floats averaged."""
+    strategy = PackedStrategy(FedAvg(min_available_nodes=2), "int8", train_extra=lambda *a: [])
+    start = arrays(w=np.linspace(-1.0, 1.0, 8, dtype=np.float32))
+    sent = by_node(strategy.configure_train(1, start, ConfigRecord(), FakeGrid([1, 2])))
+    assert sent[1].content["arrays"]["w"].numpy().dtype == np.int8  # quantized on the wire
+    weights, exact = receive(sent[1])
+    assert weights[0].dtype == np.float32
+    assert np.allclose(weights[0], np.linspace(-1.0, 1.0, 8), atol=0.01)
+    assert exact == []
+    replies = [
+        reply(sent[1], [np.full(8, 1.0, np.float32)], [], num_examples=1),
+        reply(sent[2], [np.full(8, 3.0, np.float32)], [], num_examples=1),
+    ]
+    assert replies[0].content["arrays"]["w"].numpy().dtype == np.int8
+    new, _ = strategy.aggregate_train(1, replies)
+    assert new is not None
+    assert np.allclose(new["w"].numpy(), 2.0, atol=0.05)  # averaged decoded floats
+    assert strategy.failures[1] == []

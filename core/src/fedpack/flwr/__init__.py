@@ -4,9 +4,10 @@ Install with ``pip install "fedpack-core[flwr]"``. Importing this module does no
 each function imports what it needs when called, and the strategy classes (subclasses of
 Flower's ``FedAvg`` / ``Strategy``) are created when first used.
 
-Message API strategies (``flwr.serverapp.strategy``; need flwr >= 1.21): :class:`Scaffold`,
-:class:`PartialExchange`, :class:`AdaptiveConstraint`, :class:`ClippingBitFedAvg` and
-:func:`dp_fedavg_adaptive_clipping`, their base :class:`PackedFedAvg`, and
+Message API strategies (on ``flwr.serverapp.strategy``; tested with flwr 1.30 and 1.42):
+:class:`Scaffold`, :class:`PartialExchange`, :class:`AdaptiveConstraint`,
+:class:`ClippingBitFedAvg` and :func:`dp_fedavg_adaptive_clipping`, their base
+:class:`PackedFedAvg`, and
 :class:`PackedStrategy` that carries any packer's extras through any strategy. Replies:
 :func:`split_replies` (a bad reply is a counted failure), :class:`PackedReply`,
 :class:`ReplyFailure`.
@@ -58,6 +59,7 @@ from ._records import (
     from_array_record,
     from_record_dict,
     mirror_scalars,
+    pack_records,
     pop_extras,
     record_packer,
     scalar_mirrors,
@@ -144,6 +146,7 @@ __all__ = [
     "instruction_packer",
     "mirror_scalars",
     "named_arrays",
+    "pack_records",
     "pack_fit_ins",
     "pack_parameters",
     "pop_extras",

@@ -30,9 +30,9 @@ from ._records import (
     ARRAYS_KEY,
     EXTRA_KEY,
     METRICS_KEY,
-    extras_record,
     from_array_record,
     mirror_scalars,
+    pack_records,
     record_packer,
     to_array_record,
     unpack_records,
@@ -218,9 +218,11 @@ def reply(
     record = MetricRecord(dict(metrics) if metrics is not None else {})
     if num_examples is not None:
         record[num_examples_key] = int(num_examples)
-    content = RecordDict({ARRAYS_KEY: to_array_record(arrays, names), METRICS_KEY: record})
+    extras = None
     if resolved is not None:
-        extras = extras_record(resolved, arrays, extra)
+        arrays, extras = pack_records(resolved, arrays, extra)
+    content = RecordDict({ARRAYS_KEY: to_array_record(arrays, names), METRICS_KEY: record})
+    if resolved is not None and extras is not None:
         mirror_scalars(content, resolved, extra, reply=True)
         parked = _PARKED.get()
         if parked is not None:

@@ -57,6 +57,7 @@ __all__ = [
     "from_record_dict",
     "extras_record",
     "mirror_scalars",
+    "pack_records",
     "pop_extras",
     "record_packer",
     "scalar_mirrors",
@@ -189,9 +190,9 @@ def to_record_dict(
     names, arrays = named_arrays(weights, what="weights")
     if keys is not None:
         names = list(keys)
-    extra_record = extras_record(packer, arrays, extra)
+    sent, extra_record = pack_records(packer, arrays, extra)
     out = RecordDict() if record_dict is None else record_dict
-    out[arrays_key] = to_array_record(arrays, names)
+    out[arrays_key] = to_array_record(sent, names)
     out[extra_key] = extra_record
     mirror_scalars(out, packer, extra, reply=reply)
     return out
@@ -203,6 +204,17 @@ def extras_record(packer: ParameterPacker[T], weights: NDArrays, extra: T) -> Ar
     It holds the packed arrays after the weights under ``"0"``, ``"1"``, ..., then the frame
     under ``"frame"`` when the packer is framed. Packing checks ``extra`` against ``weights``.
     """
+    return pack_records(packer, weights, extra)[1]
+
+
+def pack_records(
+    packer: ParameterPacker[T], weights: NDArrays, extra: T
+) -> tuple[NDArrays, ArrayRecord]:
+    """``(weights as sent, extras record)`` of ``packer.pack_parameters(weights, extra)``.
+
+    The weights as sent are the given arrays themselves, except for a packer that declares
+    ``transforms_weights`` (quantization, compression), whose weights section is sent instead.
+    """
     from flwr.app import ArrayRecord
 
     packed = packer.pack_parameters(weights, extra)
@@ -212,7 +224,7 @@ def extras_record(packer: ParameterPacker[T], weights: NDArrays, extra: T) -> Ar
     record = ArrayRecord({str(i): to_array(a) for i, a in enumerate(extra_arrays)})
     if has_frame:
         record[FRAME_KEY] = to_array(tail[-1])
-    return record
+    return packed[: len(weights)], record
 
 
 def scalar_mirrors(packer: ParameterPacker[Any], extra: Any) -> list[tuple[str, str, float]]:

@@ -2,7 +2,8 @@
 
 :func:`split_replies` reads the extras of every reply (Message API) without raising. Each
 reply is handled all or nothing: a reply whose payload is valid loses its ``"fedpack.extra"``
-record (so a stock Flower strategy sees exactly one ArrayRecord) and its extra is returned; a
+record (so a stock Flower strategy sees exactly one ArrayRecord; weights a packer quantized are
+replaced by their decoded values) and its extra is returned; a
 reply whose payload is missing, malformed, from another packer or from an old client without
 fedpack's record is logged with its node id, left out, and replaced, in the list handed to the
 strategy, by an error reply from the same node, which Flower's strategies count and log as a
@@ -19,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import PackingError
 from .._packer import ParameterPacker
-from ._records import ARRAYS_KEY, EXTRA_KEY, from_record_dict
+from .._typing import NDArrays
+from ._records import ARRAYS_KEY, EXTRA_KEY, from_record_dict, record_packer, to_array_record
 
 if TYPE_CHECKING:
-    from flwr.app import Message
+    from flwr.app import ArrayRecord, Message
 
 __all__ = ["ERROR_CODE", "PackedReply", "ReplyFailure", "SplitReplies", "split_replies"]
 
@@ -95,9 +97,10 @@ def split_replies(
             out.replies.append(message)
             continue
         try:
-            _, extra = from_record_dict(
+            weights, extra = from_record_dict(
                 message.content, packer, arrays_key=arrays_key, extra_key=extra_key
             )
+            decoded = _decoded_weights(message.content, packer, weights, arrays_key, extra_key)
         except PackingError as exc:
             node_id = _node_id(message)
             reason = f"fedpack: bad payload in reply {index} from node {node_id}: {exc}"
@@ -106,9 +109,29 @@ def split_replies(
             out.replies.append(error_reply(message, reason))
             continue
         del message.content[extra_key]
+        if decoded is not None:
+            message.content[arrays_key] = decoded
         out.replies.append(message)
         out.accepted.append(PackedReply(message, extra))
     return out
+
+
+def _decoded_weights(
+    content: Any,
+    packer: ParameterPacker[Any] | None,
+    weights: NDArrays,
+    arrays_key: str,
+    extra_key: str,
+) -> ArrayRecord | None:
+    """For a packer that transforms the weights (quantization), the decoded weights record.
+
+    A stock strategy must average the weights, not their encoding; ``None`` when the weights
+    travel as they are.
+    """
+    used = packer if packer is not None else record_packer(content[extra_key])
+    if not used.transforms_weights:
+        return None
+    return to_array_record(weights, list(content[arrays_key].keys()))
 
 
 def error_reply(message: Message, reason: str) -> Message:

@@ -33,10 +33,11 @@ from ..checks import describe
 from ._records import (
     ARRAYS_KEY,
     EXTRA_KEY,
-    extras_record,
     from_array_record,
     mirror_scalars,
+    pack_records,
     scalar_mirrors,
+    to_array_record,
 )
 from ._replies import PackedReply, ReplyFailure, SplitReplies, error_reply, split_replies
 
@@ -84,8 +85,11 @@ def attach_extras(
         if id(content) in done:
             continue
         done.add(id(content))
-        weights = from_array_record(content.array_records[arrays_key], what=arrays_key)
-        content[extra_key] = extras_record(packer, weights, extra)
+        record = content.array_records[arrays_key]
+        weights = from_array_record(record, what=arrays_key)
+        sent, content[extra_key] = pack_records(packer, weights, extra)
+        if packer.transforms_weights:  # e.g. quantized: the packed weights travel instead
+            content[arrays_key] = to_array_record(sent, list(record.keys()))
         mirror_scalars(content, packer, extra, reply=False)
     return out
 
@@ -177,8 +181,8 @@ class PackedFedAvg(FedAvg):
     ) -> Iterable[Message]:
         """FedAvg's sampling and messages, each carrying the packed :meth:`train_extra`."""
         self.current_arrays = arrays
-        self.num_nodes = len(list(grid.get_node_ids()))
         messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.num_nodes = len(list(grid.get_node_ids()))  # after FedAvg waited for the nodes
         if not messages:
             return messages
         extra = self._full_extra(self.train_extra(server_round, arrays, config), config)
@@ -211,6 +215,36 @@ class PackedFedAvg(FedAvg):
         self.failures[server_round] = result.failures
         return result
 
+    def check_weights(self, server_round: int, result: SplitReplies[Any]) -> SplitReplies[Any]:
+        """Turn valid replies whose weights do not match the global model into failures.
+
+        FedAvg averages arrays by name and refuses (raising) replies whose names differ; a
+        reply with other names or shapes than the arrays sent is left out and counted instead.
+        """
+        current = self.current_arrays
+        if current is None:
+            return result
+        expected = [(name, tuple(array.shape)) for name, array in current.items()]
+        out: SplitReplies[Any] = SplitReplies(failures=result.failures)
+        index = {id(r.message): r for r in result.accepted}
+        for position, message in enumerate(result.replies):
+            packed = index.get(id(message))
+            if packed is not None:
+                record = message.content.array_records.get(self.arrayrecord_key)
+                found = [] if record is None else [(n, tuple(a.shape)) for n, a in record.items()]
+                if found != expected:
+                    reason = (
+                        f"fedpack: reply {position} from node {packed.node_id}: expected the "
+                        f"weights {expected}, found {found}"
+                    )
+                    logger.warning("%s (left out of aggregation)", reason)
+                    result.failures.append(ReplyFailure(position, packed.node_id, reason))
+                    out.replies.append(error_reply(message, reason))
+                    continue
+                out.accepted.append(packed)
+            out.replies.append(message)
+        return out
+
     def own_extra(self, extra: Any) -> Any:
         """The part of a reply's extra data that belongs to this strategy."""
         return extra if self._part_index is None else extra[self._part_index]
@@ -219,7 +253,7 @@ class PackedFedAvg(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Refuse bad replies (as failures), average with FedAvg, then :meth:`aggregate_extras`."""
-        result = self.split(server_round, replies)
+        result = self.check_weights(server_round, self.split(server_round, replies))
         arrays, metrics = super().aggregate_train(server_round, result.replies)
         own = [PackedReply(r.message, self.own_extra(r.extra)) for r in result.accepted]
         return self.aggregate_extras(server_round, arrays, own), metrics
