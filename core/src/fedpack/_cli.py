@@ -25,7 +25,6 @@ class UsageError(Exception):
 COMMANDS = {
     "list": "fedpack._cmd_list",
     "check": "fedpack._cmd_check",
-    "demo": "fedpack._cmd_demo",
 }
 
 
