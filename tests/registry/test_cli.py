@@ -123,7 +123,7 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "list installed packers (name, distribution, version, state)" in out
 
 
-@pytest.mark.parametrize("argv", [[], ["nope"], ["list", "--bogus"]])
+@pytest.mark.parametrize("argv", [[], ["nope"], ["demo"], ["list", "--bogus"]])
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert "usage: fedpack" in capsys.readouterr().err

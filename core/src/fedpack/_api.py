@@ -11,7 +11,7 @@ from ._packer import ParameterPacker
 from ._registry import PackerInfo, PackerRegistry
 from ._typing import NDArrays
 from .checks import array_list
-from .frame import read_frame
+from .frame import Frame, read_frame
 
 __all__ = [
     "compose",
@@ -19,6 +19,7 @@ __all__ = [
     "get_packer",
     "get_packer_class",
     "list_packers",
+    "packer_for_frame",
     "unpack",
 ]
 
@@ -69,19 +70,26 @@ def unpack(
     """
     arrays = array_list(packed, what="packed")
     frame = read_frame(arrays)
+    packer = packer_for_frame(frame, registry=registry)
+    weights, extra = packer.unpack_parameters(arrays)
+    if isinstance(packer, ComposedPacker):
+        return packer.composition, weights, extra
+    return frame.packer, weights, extra
+
+
+def packer_for_frame(
+    frame: Frame, *, registry: PackerRegistry | None = None
+) -> ParameterPacker[Any]:
+    """The packer that wrote ``frame``, rebuilt from the options the frame carries."""
     cls = (registry or default_registry()).get_packer_class(frame.packer)
     options: dict[str, Any] = {k: v for k, v in frame.options.items() if k != "framed"}
     try:
-        packer = cls(**options)
+        return cls(**options)
     except (TypeError, ValueError) as exc:
         raise PackingError(
             f"frame options {options!r} do not fit packer {frame.packer!r} "
             f"({cls.__module__}.{cls.__qualname__}): {exc}"
         ) from exc
-    weights, extra = packer.unpack_parameters(arrays)
-    if isinstance(packer, ComposedPacker):
-        return packer.composition, weights, extra
-    return frame.packer, weights, extra
 
 
 def compose(*names: str, registry: PackerRegistry | None = None, **options: Any) -> ComposedPacker:

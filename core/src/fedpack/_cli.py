@@ -18,7 +18,6 @@ __all__ = ["main"]
 COMMANDS = {
     "list": "fedpack._cmd_list",
     "check": "fedpack._cmd_check",
-    "demo": "fedpack._cmd_demo",
 }
 
 

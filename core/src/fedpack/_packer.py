@@ -74,6 +74,14 @@ class ParameterPacker(ABC, Generic[T]):
     #: and a composition takes the weights section from this packer.
     transforms_weights: ClassVar[bool] = False
 
+    #: Where Flower's own code reads this packer's extra data, for a packer whose extra is one
+    #: scalar that Flower also carries: ``(reply_metric_key, instruction_config_key)``. The
+    #: Message API adapters (:mod:`fedpack.flwr`) then mirror the value into the reply's
+    #: MetricRecord / the instruction's ConfigRecord under those keys (e.g. ``clipping_bit``
+    #: declares ``("norm_bit", "clipping_norm")``, the keys of Flower's DP clipping code), also
+    #: when the packer is part of a composition. ``None`` (the default): nothing is mirrored.
+    flower_scalar_keys: ClassVar[tuple[str, str] | None] = None
+
     def __init__(self, *, framed: bool = True) -> None:
         """Create a packer; ``framed=False`` selects FL4Health's exact layout (no frame)."""
         if not isinstance(framed, bool):

@@ -3,13 +3,15 @@
 Layout of a ``RecordDict`` written by :func:`to_record_dict`:
 
 - ``"arrays"`` (:data:`ARRAYS_KEY`): an ``ArrayRecord`` holding the model weights only, under
-  the keys ``"0"``, ``"1"``, ... (as ``ArrayRecord(list_of_ndarrays)`` names them) or under
-  the keys given. This is the record Flower's built-in strategies aggregate.
+  their names (a ``state_dict``'s or ``ArrayRecord``'s keys, or the keys given; a plain list
+  gets ``"0"``, ``"1"``, ... as ``ArrayRecord(list_of_ndarrays)`` names them). This is the
+  record Flower's built-in strategies aggregate, and ``to_torch_state_dict()`` reads.
 - ``"fedpack.extra"`` (:data:`EXTRA_KEY`): an ``ArrayRecord`` with the packer's extra arrays in
   payload order under ``"0"``, ``"1"``, ..., then the frame under ``"frame"``
   (:data:`FRAME_KEY`) when the packer is framed.
-- scalars that Flower's own mods also carry are mirrored where those mods put them: for
-  ``clipping_bit``, a reply (client to server) gets ``"norm_bit"`` in its MetricRecord and an
+- scalars that Flower's own mods also carry are mirrored where those mods put them (packers
+  declare them with ``flower_scalar_keys``, compositions included): for ``clipping_bit``, a
+  reply (client to server) gets ``"norm_bit"`` in its MetricRecord and an
   instruction (server to client) gets ``"clipping_norm"`` in its ConfigRecord. The packed
   value in ``"fedpack.extra"`` is the one :func:`from_record_dict` returns.
 
@@ -18,8 +20,9 @@ Each array becomes a Flower ``Array`` with ``stype="numpy.ndarray"``, ``dtype=st
 ``Array`` that ``Array(a)`` / ``Array.from_numpy_ndarray(a)`` builds, made with fedpack's codec
 and read back as zero-copy views.
 
-Flower's built-in Message API strategies accept exactly one ``ArrayRecord`` per reply, so call
-:func:`pop_extras` on the replies before handing them to ``aggregate_train``.
+Flower's built-in Message API strategies accept exactly one ``ArrayRecord`` per reply: the
+strategies of :mod:`fedpack.flwr` take the extras off themselves, and :func:`split_replies` (or
+the raising :func:`pop_extras`) does it for hand-written ones.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from .._errors import PackingError
 from .._npy import decode_array, encode_array
 from .._packer import ParameterPacker
 from .._typing import NDArray, NDArrays
-from ..checks import array_list, describe, finite_scalar
-from ..frame import is_frame
+from ..checks import describe, finite_scalar
+from ..frame import decode_frame, is_frame
 from ._common import unpack_with
+from ._convert import Weights, named_arrays
 
 if TYPE_CHECKING:
     from flwr.app import Array, ArrayRecord, Message, RecordDict
@@ -51,10 +55,15 @@ __all__ = [
     "from_array",
     "from_array_record",
     "from_record_dict",
+    "extras_record",
+    "mirror_scalars",
     "pop_extras",
+    "record_packer",
+    "scalar_mirrors",
     "to_array",
     "to_array_record",
     "to_record_dict",
+    "unpack_records",
 ]
 
 T = TypeVar("T")
@@ -75,8 +84,10 @@ CONFIG_KEY = "config"
 KEY_NORM_BIT = "norm_bit"
 #: Flower's key of the clipping bound the server sends (its DP clipping strategies).
 KEY_CLIPPING_NORM = "clipping_norm"
-#: packer name -> (MetricRecord key in replies, ConfigRecord key in instructions) of the scalar.
-SCALAR_KEYS: dict[str, tuple[str, str]] = {"clipping_bit": (KEY_NORM_BIT, KEY_CLIPPING_NORM)}
+#: packer name -> (MetricRecord key in replies, ConfigRecord key in instructions) of the scalar,
+#: for packers that do not declare :attr:`fedpack.ParameterPacker.flower_scalar_keys` (kept for
+#: compatibility; the ``clipping_bit`` packer declares its keys itself).
+SCALAR_KEYS: dict[str, tuple[str, str]] = {}
 
 
 def to_array(array: NDArray) -> Array:
@@ -116,12 +127,23 @@ def from_array(array: Array, *, writable: bool = False, where: str = "array") ->
     return result
 
 
-def to_array_record(arrays: NDArrays, keys: Sequence[str] | None = None) -> ArrayRecord:
-    """An ``ArrayRecord`` of ``arrays`` under ``keys`` (default ``"0"``, ``"1"``, ...)."""
+def to_array_record(arrays: Weights, keys: Sequence[str] | None = None) -> ArrayRecord:
+    """An ``ArrayRecord`` of ``arrays`` under their names.
+
+    ``arrays`` is a list of numpy arrays (or torch tensors), a ``state_dict`` / mapping of
+    names to arrays or tensors, or an ``ArrayRecord``. The keys are ``keys`` when given, else
+    the mapping's own names, else ``"0"``, ``"1"``, ... (as ``ArrayRecord(list)`` names them).
+    Tensors become CPU numpy arrays without a copy when already on the CPU.
+    """
     from flwr.app import ArrayRecord
 
-    checked = array_list(arrays, what="to_array_record")
-    names = [str(i) for i in range(len(checked))] if keys is None else list(keys)
+    own_names, checked = named_arrays(arrays, what="to_array_record")
+    if keys is not None:
+        names = list(keys)
+    elif own_names is not None:
+        names = own_names
+    else:
+        names = [str(i) for i in range(len(checked))]
     if len(names) != len(checked) or len(set(names)) != len(names):
         raise PackingError(
             f"to_array_record: expected {len(checked)} distinct keys, found {len(names)} keys "
@@ -144,7 +166,7 @@ def from_array_record(
 
 def to_record_dict(
     packer: ParameterPacker[T],
-    weights: NDArrays,
+    weights: Weights,
     extra: T,
     *,
     record_dict: RecordDict | None = None,
@@ -155,38 +177,86 @@ def to_record_dict(
 ) -> RecordDict:
     """Pack ``weights`` and ``extra`` into a ``RecordDict`` (see the module docstring).
 
+    ``weights`` is a list of arrays, a ``state_dict`` (numpy arrays or torch tensors, on any
+    device) or an ``ArrayRecord``; the weights keep their names as the ``"arrays"`` record's
+    keys (``keys`` overrides them; a plain list without ``keys`` gets ``"0"``, ``"1"``, ...).
     ``record_dict`` (e.g. a reply's content holding its MetricRecord) is filled in place and
     returned; by default a new one is made. ``reply=True`` marks a client-to-server message,
-    which decides where a mirrored scalar goes (MetricRecord, else ConfigRecord). ``keys``
-    names the weight arrays (default ``"0"``, ``"1"``, ...).
+    which decides where a mirrored scalar goes (MetricRecord, else ConfigRecord).
     """
-    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+    from flwr.app import RecordDict
+
+    names, arrays = named_arrays(weights, what="weights")
+    if keys is not None:
+        names = list(keys)
+    extra_record = extras_record(packer, arrays, extra)
+    out = RecordDict() if record_dict is None else record_dict
+    out[arrays_key] = to_array_record(arrays, names)
+    out[extra_key] = extra_record
+    mirror_scalars(out, packer, extra, reply=reply)
+    return out
+
+
+def extras_record(packer: ParameterPacker[T], weights: NDArrays, extra: T) -> ArrayRecord:
+    """The ``"fedpack.extra"`` ArrayRecord of ``packer.pack_parameters(weights, extra)``.
+
+    It holds the packed arrays after the weights under ``"0"``, ``"1"``, ..., then the frame
+    under ``"frame"`` when the packer is framed. Packing checks ``extra`` against ``weights``.
+    """
+    from flwr.app import ArrayRecord
 
     packed = packer.pack_parameters(weights, extra)
-    n = len(weights)
-    tail = packed[n:]
+    tail = packed[len(weights) :]
     has_frame = packer.framed and bool(tail) and is_frame(tail[-1])
     extra_arrays = tail[:-1] if has_frame else tail
-    extra_record = ArrayRecord({str(i): to_array(a) for i, a in enumerate(extra_arrays)})
+    record = ArrayRecord({str(i): to_array(a) for i, a in enumerate(extra_arrays)})
     if has_frame:
-        extra_record[FRAME_KEY] = to_array(tail[-1])
-    out = RecordDict() if record_dict is None else record_dict
-    out[arrays_key] = to_array_record(packed[:n], keys)
-    out[extra_key] = extra_record
-    scalar_keys = SCALAR_KEYS.get(packer.name)
-    if scalar_keys is not None:
-        value = finite_scalar(extra, what=f"{packer.name}: extra")
-        if reply:
-            metrics = next(iter(out.metric_records.values()), None)
-            if metrics is None:
-                metrics = out[METRICS_KEY] = MetricRecord()
-            metrics[scalar_keys[0]] = value
-        else:
-            config = next(iter(out.config_records.values()), None)
-            if config is None:
-                config = out[CONFIG_KEY] = ConfigRecord()
-            config[scalar_keys[1]] = value
+        record[FRAME_KEY] = to_array(tail[-1])
+    return record
+
+
+def scalar_mirrors(packer: ParameterPacker[Any], extra: Any) -> list[tuple[str, str, float]]:
+    """``(reply_metric_key, instruction_config_key, value)`` of every scalar Flower also reads.
+
+    A packer declares them with :attr:`fedpack.ParameterPacker.flower_scalar_keys`; a
+    composition contributes each part's (e.g. ``scaffold+clipping_bit`` mirrors its clipping
+    bit as ``norm_bit`` / ``clipping_norm``). :data:`SCALAR_KEYS` covers packers by name that
+    do not declare them.
+    """
+    parts: Sequence[ParameterPacker[Any]] | None = getattr(packer, "parts", None)
+    if parts is not None and isinstance(extra, (tuple, list)) and len(extra) == len(parts):
+        pairs = list(zip(parts, extra, strict=True))
+    else:
+        pairs = [(packer, extra)]
+    out: list[tuple[str, str, float]] = []
+    for part, value in pairs:
+        keys = part.flower_scalar_keys or SCALAR_KEYS.get(part.name)
+        if keys is not None:
+            out.append((keys[0], keys[1], finite_scalar(value, what=f"{part.name}: extra")))
     return out
+
+
+def mirror_scalars(
+    record_dict: RecordDict, packer: ParameterPacker[Any], extra: Any, *, reply: bool
+) -> None:
+    """Write :func:`scalar_mirrors` into ``record_dict``'s MetricRecord (reply) or ConfigRecord.
+
+    The first record of that kind is used (Flower's mods and strategies read the only one);
+    one is created under ``"metrics"`` / ``"config"`` when there is none.
+    """
+    from flwr.app import ConfigRecord, MetricRecord
+
+    for metric_key, config_key, value in scalar_mirrors(packer, extra):
+        if reply:
+            metrics = next(iter(record_dict.metric_records.values()), None)
+            if metrics is None:
+                metrics = record_dict[METRICS_KEY] = MetricRecord()
+            metrics[metric_key] = value
+        else:
+            config = next(iter(record_dict.config_records.values()), None)
+            if config is None:
+                config = record_dict[CONFIG_KEY] = ConfigRecord()
+            config[config_key] = value
 
 
 @overload
@@ -234,16 +304,52 @@ def from_record_dict(
                 f"expected an ArrayRecord {key!r} in the RecordDict, found the ArrayRecords "
                 f"{sorted(array_records)}"
             )
-    weights = from_array_record(array_records[arrays_key], writable=writable, what=arrays_key)
-    extra_record = array_records[extra_key]
-    extra_keys = list(extra_record.keys())
+    return unpack_records(
+        array_records[arrays_key],
+        array_records[extra_key],
+        packer,
+        writable=writable,
+        arrays_key=arrays_key,
+        extra_key=extra_key,
+    )
+
+
+def unpack_records(
+    arrays: ArrayRecord,
+    extras: ArrayRecord,
+    packer: ParameterPacker[Any] | None = None,
+    *,
+    writable: bool = False,
+    arrays_key: str = ARRAYS_KEY,
+    extra_key: str = EXTRA_KEY,
+) -> tuple[NDArrays, Any]:
+    """``(weights, extra)`` from the weights record and the extras record of a message.
+
+    Without ``packer`` the frame in ``extras`` names the packer. The record keys are only used
+    in error messages.
+    """
+    weights = from_array_record(arrays, writable=writable, what=arrays_key)
+    extra_keys = list(extras.keys())
     if FRAME_KEY in extra_keys[:-1]:
         raise PackingError(
             f"{extra_key}: expected the {FRAME_KEY!r} array last, found it at position "
             f"{extra_keys.index(FRAME_KEY)} of {len(extra_keys)}"
         )
-    extra_arrays = from_array_record(extra_record, writable=writable, what=extra_key)
+    extra_arrays = from_array_record(extras, writable=writable, what=extra_key)
     return unpack_with(weights + extra_arrays, packer)
+
+
+def record_packer(extras: ArrayRecord, *, extra_key: str = EXTRA_KEY) -> ParameterPacker[Any]:
+    """The packer that wrote an extras record, rebuilt from its frame (framed payloads only)."""
+    from .._api import packer_for_frame
+
+    if FRAME_KEY not in extras:
+        raise PackingError(
+            f"{extra_key}: expected a {FRAME_KEY!r} array naming the packer, found the keys "
+            f"{list(extras.keys())}; pass the packer explicitly for an unframed payload"
+        )
+    frame_array = from_array(extras[FRAME_KEY], where=f"{extra_key}[{FRAME_KEY!r}]")
+    return packer_for_frame(decode_frame(frame_array, where=f"{extra_key}[{FRAME_KEY!r}]"))
 
 
 def pop_extras(
@@ -258,17 +364,24 @@ def pop_extras(
     Returns ``(message, extra)`` for each reply without an error, in order; the messages are
     changed in place (their ``extra_key`` record is deleted) and can then be given to e.g.
     ``FedAvg.aggregate_train``. Replies with an error are left alone for the strategy to log.
+
+    All or nothing: every reply is read first, and only when all of them are valid are the
+    records removed. A bad reply raises :class:`fedpack.PackingError` naming its index and
+    node, and no message is changed. To leave bad replies out instead of raising, use
+    :func:`fedpack.flwr.split_replies`.
     """
-    out: list[tuple[Message, T]] = []
+    read: list[tuple[Message, T]] = []
     for index, message in enumerate(replies):
         if message.has_error():
             continue
-        content = message.content
         try:
-            _, extra = from_record_dict(content, packer, arrays_key=arrays_key, extra_key=extra_key)
+            _, extra = from_record_dict(
+                message.content, packer, arrays_key=arrays_key, extra_key=extra_key
+            )
         except PackingError as exc:
             src = getattr(getattr(message, "metadata", None), "src_node_id", "?")
             raise PackingError(f"reply {index} (node {src}): {exc}") from exc
-        del content[extra_key]
-        out.append((message, extra))
-    return out
+        read.append((message, extra))
+    for message, _ in read:
+        del message.content[extra_key]
+    return read
