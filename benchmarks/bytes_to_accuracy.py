@@ -21,7 +21,7 @@ included; server -> client traffic is the dense model in every method):
 
 Run from the repository root (torch needed)::
 
-    python benchmarks/bytes_to_accuracy.py                 # the default task (hidden 1024)
+    python benchmarks/bytes_to_accuracy.py                 # hidden 1024, 40 rounds of 50 steps
     python benchmarks/bytes_to_accuracy.py --hidden 64     # the example app's own MLP size
     python benchmarks/bytes_to_accuracy.py --quick         # smoke run
 
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: few rounds")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--hidden", type=int, default=1024, help="MLP hidden width (the app uses 64)")
-    p.add_argument("--steps", type=int, default=10, help="local SGD steps per round")
+    p.add_argument("--steps", type=int, default=50, help="local SGD steps per round (the app's)")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--density", type=float, default=0.02, help="top-k fraction per tensor")
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
-    args.rounds = args.rounds or (5 if args.quick else 60)
+    args.rounds = args.rounds or (5 if args.quick else 40)
     import torch
 
     torch.set_num_threads(1)  # tiny matrices: threads only contend

@@ -36,3 +36,34 @@ def test_quick_run_writes_json(tmp_path: Path) -> None:
         rows = report["quantize"]["rows"]
         assert rows["4-bit per tensor"]["wire_x_float32"] == pytest.approx(0.125, abs=0.01)
         assert all(r["max_error_x_peak"] <= r["bound_x_peak"] * 1.001 for r in rows.values())
+
+
+def test_bytes_to_accuracy_smoke(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("fedpack_quantize")
+    out = tmp_path / "b2a.json"
+    script = ROOT / "benchmarks" / "bytes_to_accuracy.py"
+    args = ["--quick", "--rounds", "2", "--hidden", "32", "--steps", "5", "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
+    expected = {
+        "dense fp32",
+        "q8",
+        "q4",
+        "topk+EF q8",
+        "topk+EF fp32",
+        "topk+EF fp32 FL4Health COO",
+    }
+    assert set(rows) == expected
+    per_message = {name: row["bytes_per_message"] for name, row in rows.items()}
+    # the compact top-k payload is smaller than FL4Health's COO of the same selection
+    assert per_message["topk+EF fp32"] < per_message["topk+EF fp32 FL4Health COO"]
+    assert per_message["q4"] < per_message["q8"] < per_message["dense fp32"]

@@ -96,16 +96,14 @@ def _chunk_for(block: int | None) -> int:
     return per * block
 
 
-def _peak(v: Array, tmp: Array) -> float:
-    """max|v| in one pass over memory (chunks of |v| in cache)."""
+def _peak(v: Array) -> float:
+    """max|v| in one pass over memory (the max and min of each chunk, read while in cache)."""
     peak = 0.0
     for start in range(0, v.shape[0], CHUNK):
         chunk = v[start : start + CHUNK]
-        t = tmp[: chunk.shape[0]]
-        np.abs(chunk, out=t, dtype=t.dtype)
-        top = float(t.max())
+        top = max(float(chunk.max()), -float(chunk.min()))
         if not math.isfinite(top):
-            return top  # NaN or infinity: refused by the caller
+            return math.nan  # NaN or infinity: refused by the caller
         peak = max(peak, top)
     return peak
 
@@ -127,34 +125,50 @@ def _check_finite(peak: float, where: str, dtype: np.dtype[Any]) -> None:
         )
 
 
-def _round(t: Array, levels: int, rng: np.random.Generator | None, noise: Array | None) -> None:
-    """Round ``t`` (already divided by the scale) in place to integers in ``[-L, L]``."""
-    if rng is None or noise is None:
-        np.rint(t, out=t)
-        return
-    u = noise[: t.shape[0]]
-    rng.random(out=u, dtype=u.dtype)
-    np.add(t, u, out=t)
-    np.floor(t, out=t)
-    np.clip(t, -levels, levels, out=t)
+def _encode(
+    codes: Array,
+    start: int,
+    t: Array,
+    bits: int,
+    rng: np.random.Generator | None,
+    noise: Array | None,
+    nib: Array | None,
+) -> None:
+    """Round the chunk ``t`` (divided by its scale: in ``[-L, L]``) into codes from ``start``.
 
-
-def _store(codes: Array, start: int, t: Array, bits: int, nib: Array) -> None:
-    """Write the rounded chunk ``t`` (integers in ``[-L, L]``) as codes from element ``start``."""
+    ``t`` is overwritten. Nearest rounding: 8 bits, ``rint`` straight into the int8 codes;
+    4 bits, ``trunc(t + 8.5)`` (``t + 8.5 >= 1``, so truncation is ``floor``: round half up)
+    straight into the biased nibbles. Stochastic: ``floor(t + u)``, clipped to ``[-L, L]``
+    (float rounding of ``t + u`` may reach ``L + 1``).
+    """
     n = t.shape[0]
-    if bits == 8:
-        codes[start : start + n] = t
+    levels = LEVELS[bits]
+    if rng is not None and noise is not None:
+        u = noise[:n]
+        rng.random(out=u, dtype=u.dtype)
+        np.add(t, u, out=t)
+        np.floor(t, out=t)
+        np.clip(t, -levels, levels, out=t)
+        if bits == 4:
+            np.add(t, 8, out=t)
+    elif bits == 8:
+        np.rint(t, out=codes[start : start + n], casting="unsafe")
         return
-    u = nib[:n]
-    np.add(t, 8, out=t)
-    u[...] = t
+    else:
+        np.add(t, 8.5, out=t)
+    if bits == 8:
+        np.copyto(codes[start : start + n], t, casting="unsafe")
+        return
+    if nib is None:  # pragma: no cover - always allocated for 4 bits
+        raise ValueError("4-bit codes need a nibble buffer")
+    u8 = nib[:n]
+    np.copyto(u8, t, casting="unsafe")
     half = n // 2
-    lo, hi = u[0 : 2 * half : 2], u[1 : 2 * half : 2]
     dst = codes[start // 2 : start // 2 + half]
-    np.left_shift(hi, 4, out=dst)
-    np.bitwise_or(dst, lo, out=dst)
+    np.left_shift(u8[1 : 2 * half : 2], 4, out=dst)
+    np.bitwise_or(dst, u8[0 : 2 * half : 2], out=dst)
     if n % 2:
-        codes[start // 2 + half] = u[n - 1]
+        codes[start // 2 + half] = u8[n - 1]
 
 
 def quantize(
@@ -182,7 +196,7 @@ def quantize(
     nib = np.empty(tmp.shape[0], dtype=np.uint8) if bits == 4 else None
     codes = np.empty(n, dtype=np.int8) if bits == 8 else np.empty((n + 1) // 2, dtype=np.uint8)
     if block is None:
-        peak = _peak(v, tmp)
+        peak = _peak(v)
         _check_finite(peak, where, x.dtype)
         if peak != 0 and not _F32_TINY <= peak / levels <= _F32_MAX:
             return None
@@ -193,8 +207,7 @@ def quantize(
             c = v[start : start + chunk]
             t = tmp[: c.shape[0]]
             np.multiply(c, inv, out=t, dtype=work)
-            _round(t, levels, rng, noise)
-            _store(codes, start, t, bits, nib)  # type: ignore[arg-type]
+            _encode(codes, start, t, bits, rng, noise, nib)
     else:
         scales = np.empty(scale_count(n, block), dtype=np.float32)
         for start in range(0, n, chunk):
@@ -223,8 +236,7 @@ def quantize(
             )
             if full < c.shape[0]:
                 np.multiply(c[full:], inv[-1], out=t[full:], dtype=work)
-            _round(t, levels, rng, noise)
-            _store(codes, start, t, bits, nib)  # type: ignore[arg-type]
+            _encode(codes, start, t, bits, rng, noise, nib)
     if bits == 8:
         codes = codes.reshape(x.shape)
     return codes, scales
