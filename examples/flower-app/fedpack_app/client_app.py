@@ -16,7 +16,7 @@ from flwr.clientapp.typing import ClientAppCallable
 from fedpack.flwr import EXTRA_KEY, ScaffoldClient, extras_mod, receive, reply, to_array
 
 from . import task
-from .compression import get_codec
+from .compression import UPDATE_KEY, get_codec
 from .config import AppConfig
 
 
@@ -86,6 +86,12 @@ def corrupt(reply_msg: Message) -> None:
         frame = extras["frame"].numpy().copy()
         frame[-3:] = 0  # the frame's JSON no longer parses
         extras["frame"] = to_array(frame)
+    if UPDATE_KEY in reply_msg.content.array_records:  # a compressed update: the same
+        update = reply_msg.content.array_records[UPDATE_KEY]
+        last = list(update.keys())[-1]
+        frame = update[last].numpy().copy()
+        frame[-3:] = 0
+        update[last] = to_array(frame)
 
 
 @app.train()
@@ -103,7 +109,7 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(msg.content["config"].get("server-round", 0))  # type: ignore[arg-type]
     seed = server_round * 1000 + partition_id  # other mini-batches every round and client
     fit = task.Fit(data, config.local_steps, config.learning_rate, config.batch_size, seed)
-    model = task.new_model(config.model_seed)
+    model = task.new_model(config.model_seed, config.hidden_units)
     global_arrays = msg.content.array_records["arrays"]
     if config.algorithm == "scaffold":
         out = scaffold(msg, context, model, fit)
@@ -116,7 +122,7 @@ def train(msg: Message, context: Context) -> Message:
     else:
         out = fedavg(msg, model, fit)
     # the compression seam (see compression.py): "none" leaves the reply as it is
-    get_codec(config.compression).encode_reply(out, global_arrays, context)
+    get_codec(config.compression, config.topk_density).encode_reply(out, global_arrays, context)
     if partition_id == config.corrupt_partition:
         corrupt(out)
     return out

@@ -21,6 +21,7 @@ class AppConfig:
     samples_per_client: int = 500
     data_seed: int = 0
     model_seed: int = 0
+    hidden_units: int = 64
     fraction_train: float = 1.0
     min_nodes: int = 2
     server_learning_rate: float = 1.0
@@ -30,6 +31,7 @@ class AppConfig:
     clipping_norm: float = 1.0
     clipped_quantile: float = 0.5
     compression: str = "none"
+    topk_density: float = 0.02
     corrupt_partition: int = -1
     result_file: str = ""
 

@@ -96,9 +96,11 @@ class CountingGrid:
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
         counts.bytes_up += sum(record_bytes(r) for r in replies)
         counts.fedpack_up += sum(carries_fedpack(r) for r in replies)
-        counts.replies += len(replies)
-        counts.failures += sum(r.has_error() for r in replies)
-        return self._codec.decode_replies(replies, self.global_arrays)
+        decoded = self._codec.decode_replies(replies, self.global_arrays)
+        counts.replies += len(decoded)
+        # a reply the codec could not decode is an error reply now: counted as a failure
+        counts.failures += sum(r.has_error() for r in decoded)
+        return decoded
 
     def take(self, server_round: int, accuracy: float, loss: float) -> RoundLog:
         """The counts since the last call as the log of ``server_round``; counting restarts."""
@@ -124,10 +126,10 @@ def main(grid: Grid, context: Context) -> None:
     num_nodes = wait_for_nodes(grid, config.min_nodes)
     # the test set holds samples shifted like every client's (one partition per node)
     test_set = task.load_test_set(num_nodes, data_seed=config.data_seed)
-    model = task.new_model(config.model_seed)
+    model = task.new_model(config.model_seed, config.hidden_units)
     initial_arrays = ArrayRecord(model.state_dict())
     strategy = build_strategy(config, num_nodes)
-    counting = CountingGrid(grid, get_codec(config.compression))
+    counting = CountingGrid(grid, get_codec(config.compression, config.topk_density))
     run = RunLog(algorithm=config.algorithm)
     started = time.monotonic()
     print(

@@ -31,12 +31,12 @@ SHIFT_SCALE = 1.5  # size of each client's feature shift
 
 
 class Net(nn.Module):
-    """A two-layer MLP: 32 -> 64 -> 10."""
+    """A two-layer MLP: 32 -> ``hidden`` (64 by default) -> 10."""
 
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(NUM_FEATURES, HIDDEN)
-        self.fc2 = nn.Linear(HIDDEN, NUM_CLASSES)
+        self.fc1 = nn.Linear(NUM_FEATURES, hidden)
+        self.fc2 = nn.Linear(hidden, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits."""
@@ -44,10 +44,10 @@ class Net(nn.Module):
         return logits
 
 
-def new_model(seed: int) -> Net:
+def new_model(seed: int, hidden: int = HIDDEN) -> Net:
     """A freshly initialised model, the same for the same seed."""
     torch.manual_seed(seed)
-    return Net()
+    return Net(hidden)
 
 
 @dataclass(frozen=True)
