@@ -209,22 +209,33 @@ WORKSPACE = [f for f in PROJECTS if f != ROOT and rel(f).split("/")[0] in {"core
 WORKSPACE += [ROOT / "examples/fedpack-int8"]
 
 
+def requirement_lines(path: Path) -> list[str]:
+    """The requirement lines of a pip requirements file, ``-r`` includes followed."""
+    lines: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("-r "):
+            lines += requirement_lines(path.parent / line[3:].strip())
+        elif line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
 @pytest.mark.parametrize("folder", WORKSPACE, ids=rel)
 def test_project_is_in_the_developer_setup_and_tox(folder: Path) -> None:
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini", encoding="utf-8")
     assert f"-e {{tox_root}}/{rel(folder)}" in tox["workspace"]["deps"].splitlines()
     assert f"{rel(folder)}/src" in tox["testenv:type"]["commands"].split()
-    dev = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
-    assert f"-e ./{rel(folder)}" in dev
+    assert f"-e ./{rel(folder)}" in requirement_lines(ROOT / "requirements-dev.txt")
 
 
 def test_test_plugin_is_in_tox_only() -> None:
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini", encoding="utf-8")
     assert "-e {tox_root}/tests/plugin-pkg" in tox["workspace"]["deps"].splitlines()
-    dev = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
-    assert [line for line in dev if "plugin-pkg" in line and not line.startswith("#")] == []
+    dev = requirement_lines(ROOT / "requirements-dev.txt")
+    assert [line for line in dev if "plugin-pkg" in line] == []
 
 
 def test_missing_interpreters_skip_outside_ci_and_fail_in_ci() -> None:
