@@ -128,7 +128,15 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["nope"], ["demo"], ["list", "--bogus"], ["list", "scaffold"], ["list", "--json=yes"], ["--load"]],
+    [
+        [],
+        ["nope"],
+        ["demo"],
+        ["list", "--bogus"],
+        ["list", "scaffold"],
+        ["list", "--json=yes"],
+        ["--load"],
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
