@@ -104,7 +104,8 @@ def unpack(
                 f"({cls.__module__}.{cls.__qualname__}): {shorten(str(exc), 300)}"
             ) from exc
     except (UnknownPackerError, PackerConflictError, PluginLoadError) as exc:
-        raise payload_packer_error(exc, frame.packer) from exc
+        name = getattr(exc, "name", None)  # a composition's part, or the frame's packer
+        raise payload_packer_error(exc, name if isinstance(name, str) else frame.packer) from exc
     packer.use_budget(limits, from_frame=True)
     weights, extra = packer.unpack_parameters(arrays)
     if isinstance(packer, ComposedPacker):

@@ -178,13 +178,13 @@ def to_record_dict(
     which decides where a mirrored scalar goes (MetricRecord, else ConfigRecord). ``keys``
     names the weight arrays (default ``"0"``, ``"1"``, ...).
     """
-    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
-
     if arrays_key == extra_key:
         raise PackingError(
             f"to_record_dict: arrays_key and extra_key must differ, found both {arrays_key!r} "
             "(the extra record would overwrite the weights)"
         )
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
     packed = packer.pack_parameters(weights, extra)
     n = len(weights)
     tail = packed[n:]

@@ -321,4 +321,5 @@ def _compact_tensors(
         names,
         meta,
         max_rank=budget.max_rank,
+        max_elements=budget.max_elements,
     )

@@ -86,6 +86,7 @@ def compact_tensors(
     meta: Mapping[str, Any],
     *,
     max_rank: int = MAX_RANK,
+    max_elements: int | None = None,
 ) -> list[CompactTensor]:
     """Pair each tensor's arrays with its encoding, checking the meta and the counts."""
     check_counts(what, len(weights), len(weights), len(shapes), len(names))
@@ -109,7 +110,9 @@ def compact_tensors(
     out: list[CompactTensor] = []
     j = 0
     for i, (encoding, shape) in enumerate(zip(encodings, shapes, strict=True)):
-        dims = check_shape(shape, label(what, names, i), max_rank=max_rank)
+        dims = check_shape(
+            shape, label(what, names, i), max_rank=max_rank, max_elements=max_elements
+        )
         if encoding == "dense":
             arrays = [weights[i]]
         else:

@@ -66,12 +66,16 @@ def check_values(values: NDArray, label: str) -> None:
         )
 
 
-def check_shape(shape: NDArray, label: str, *, max_rank: int = MAX_RANK) -> tuple[int, ...]:
+def check_shape(
+    shape: NDArray, label: str, *, max_rank: int = MAX_RANK, max_elements: int | None = None
+) -> tuple[int, ...]:
     """A 1-D integer array of non-negative sizes (FL4Health's ``np.array(list(x.shape))``).
 
     The empty float64 array ``np.array([])`` (FL4Health's shape of a 0-d tensor) is accepted.
     At most ``max_rank`` dimensions (checked before the sizes are read: a shape of thousands of
     dimensions of size 1 claims one element but would cost an index column per dimension).
+    With ``max_elements``, no single dimension may exceed it (an empty shape such as
+    ``(0, 2**62)`` claims no element but is no tensor numpy can build).
     """
     if shape.ndim != 1 or (shape.size and shape.dtype.kind not in "iu"):
         raise PackingError(f"{label}: shape: expected a 1-D integer array, found {describe(shape)}")
@@ -87,6 +91,11 @@ def check_shape(shape: NDArray, label: str, *, max_rank: int = MAX_RANK) -> tupl
         if size < 0:
             raise PackingError(
                 f"{label}: shape: expected non-negative sizes, found {size} in dimension {axis}"
+            )
+        if max_elements is not None and size > max_elements:
+            raise PackingError(
+                f"{label}: shape: expected at most {max_elements} elements (max_elements), found "
+                f"{size} in dimension {axis}; refusing to allocate"
             )
     return dims
 
@@ -106,7 +115,7 @@ def check_tensor(
     ``ndim == len(shape)``; shape 1-D non-negative; every index inside its dimension.
     """
     check_values(values, label)
-    dims = check_shape(shape, label, max_rank=max_rank)
+    dims = check_shape(shape, label, max_rank=max_rank, max_elements=max_elements)
     if indices.ndim != 2 or indices.shape != (values.shape[0], len(dims)):
         raise PackingError(
             f"{label}: indices: expected shape ({values.shape[0]}, {len(dims)}) (one row per "
