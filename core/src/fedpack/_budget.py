@@ -100,7 +100,7 @@ class DecodeBudget:
         """A copy with the given fields set (looser or tighter)."""
         return dataclasses.replace(self, **limits)
 
-    def tighten(self, other: DecodeBudget | None = None, **limits: int) -> DecodeBudget:
+    def tighten(self, other: DecodeBudget | None = None, /, **limits: int) -> DecodeBudget:
         """A copy where each field is the smaller of this budget's and ``other``'s / ``limits``'.
 
         ``budget.tighten(max_elements=n)`` can lower ``max_elements`` but never raise it.
