@@ -13,6 +13,7 @@ hold Python objects are refused, and the payload length must match the header ex
 from __future__ import annotations
 
 import ast
+import math
 import re
 import struct
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.lib.format as npformat
 import numpy.typing as npt
 
-from ._budget import DecodeBudget, budget_or_default
+from ._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
 from ._errors import PackingError
 from .checks import shorten
 
@@ -325,10 +326,17 @@ def decode_array(
     Raises:
         PackingError: if the bytes are not a valid, object-free npy array.
     """
-    limits = budget_or_default(budget)
+    limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
     view = _as_byte_view(buf)
     shape, fortran_order, dtype, offset = _parse_header(view)
-    count = limits.check_shape(shape, what="npy shape")
+    count = math.prod(shape)
+    # O(1) in the common case: a positive count within max_elements bounds every dimension.
+    if (
+        len(shape) > limits.max_rank
+        or count > limits.max_elements
+        or (count == 0 and shape and max(shape) > limits.max_elements)
+    ):
+        limits.check_shape(shape, what="npy shape")  # raises, saying which limit
     if dtype.itemsize == 0 and (count or dtype.kind in "SU"):
         raise PackingError(
             f"expected a dtype at least one byte wide, found the zero-width dtype {dtype.str!r} "

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._budget import DecodeBudget, budget_or_default
+from ._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
 from ._errors import PackingError
 from ._typing import JSONValue, NDArray, NDArrays
 from .checks import describe, shorten
@@ -133,8 +133,9 @@ def read_frame(packed: Sequence[NDArray], *, budget: DecodeBudget | None = None)
     gets an error that says so. ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`) bounds the
     frame and the number of arrays.
     """
-    limits = budget_or_default(budget)
-    limits.check_count(len(packed), what="payload")
+    limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
+    if len(packed) > limits.max_arrays:
+        limits.check_count(len(packed), what="payload")
     if len(packed) == 0:
         raise PackingError(
             "expected a framed payload ending in a fedpack frame, found an empty list"
@@ -159,7 +160,7 @@ def decode_frame(
     array: NDArray, *, where: str = "frame", budget: DecodeBudget | None = None
 ) -> Frame:
     """Decode and validate one frame array within ``budget`` (default: the default budget)."""
-    limits = budget_or_default(budget)
+    limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
     if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 1:
         raise PackingError(f"frame ({where}): expected a 1-D uint8 array, found {describe(array)}")
     if array.size > limits.max_frame_bytes:
