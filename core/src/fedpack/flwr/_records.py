@@ -309,6 +309,8 @@ def pop_extras(
     Returns ``(message, extra)`` for each reply without an error, in order; the messages are
     changed in place (their ``extra_key`` record is deleted) and can then be given to e.g.
     ``FedAvg.aggregate_train``. Replies with an error are left alone for the strategy to log.
+    Each reply is read by :func:`from_record_dict` within ``budget``; the first bad one raises
+    :class:`fedpack.PackingError` naming the reply and its node.
     """
     out: list[tuple[Message, T]] = []
     if arrays_key == extra_key:
