@@ -94,9 +94,7 @@ def unpack(
         options: dict[str, Any] = {k: v for k, v in frame.options.items() if k != "framed"}
         try:
             packer = cls(**options)
-        except (UnknownPackerError, PackerConflictError, PluginLoadError):
-            raise
-        except PackingError:
+        except (UnknownPackerError, PackerConflictError, PluginLoadError, PackingError):
             raise
         except Exception as exc:  # a constructor refusing the frame's options, however it does
             raise PackingError(
