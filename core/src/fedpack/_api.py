@@ -86,6 +86,8 @@ def unpack(
     ``LookupError``).
     """
     limits = budget_or_default(budget)
+    if isinstance(packed, list):  # before the arrays are looked at one by one
+        limits.check_count(len(packed), what="packed")
     arrays = array_list(packed, what="packed")
     frame = read_frame(arrays, budget=limits)
     reg = registry or default_registry()

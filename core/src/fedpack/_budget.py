@@ -12,7 +12,7 @@ enough for every model in the benchmarks (GPT-2 included):
 ====================  ==============  =============================================================
 field                 default         what it bounds
 ====================  ==============  =============================================================
-``max_arrays``        100,000         arrays in one payload (weights, extras and frame together),
+``max_arrays``        10,000          arrays in one payload (weights, extras and frame together),
                                       names in a names array, entries of a dtype or scale list
 ``max_sections``      64              sections a frame may declare (a composition adds its parts')
 ``max_rank``          32              dimensions of one array or of one claimed tensor shape
@@ -70,7 +70,7 @@ class DecodeBudget:
     """
 
     #: Arrays in one payload; also names in a names array and entries of a per-array list.
-    max_arrays: int = 100_000
+    max_arrays: int = 10_000
     #: Sections one frame may declare.
     max_sections: int = 64
     #: Dimensions of one array or of one claimed tensor shape.

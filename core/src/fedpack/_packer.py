@@ -153,9 +153,9 @@ class ParameterPacker(ABC, Generic[T]):
         Every array is checked; a payload of another packer, a list that was never packed, a
         truncated or extended payload and a corrupted frame raise :class:`fedpack.PackingError`.
         """
+        if isinstance(packed_parameters, list) and len(packed_parameters) > self.budget.max_arrays:
+            self.budget.check_count(len(packed_parameters), what="packed_parameters")
         packed = array_list(packed_parameters, what="packed_parameters")
-        if len(packed) > self.budget.max_arrays:
-            self.budget.check_count(len(packed), what="packed_parameters")
         if self.framed:
             frame = read_frame(packed, budget=self.budget)
             if frame.packer != self.name:

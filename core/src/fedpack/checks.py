@@ -55,7 +55,10 @@ def shorten(value: object, limit: int = MAX_QUOTED) -> str:
 def describe(value: object) -> str:
     """Describe ``value`` for an error message: an array's dtype and shape, else its type."""
     if isinstance(value, np.ndarray):
-        return f"{value.dtype} array of shape {value.shape}"
+        dtype = str(value.dtype)  # a structured dtype can be long: keep messages bounded
+        if len(dtype) > MAX_QUOTED:
+            dtype = dtype[:MAX_QUOTED] + "..."
+        return f"{dtype} array of shape {value.shape}"
     return f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
 
 
@@ -90,7 +93,9 @@ def expect_sections(sections: Mapping[str, object], expected: Sequence[str], *, 
     """
     found = list(sections)
     if found != list(expected):
-        raise PackingError(f"{what}: expected the sections {list(expected)}, found {found}")
+        raise PackingError(
+            f"{what}: expected the sections {list(expected)}, found {shorten(found, 300)}"
+        )
 
 
 def finite_scalar(value: object, *, what: str) -> float:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .._budget import DecodeBudget
+from .._budget import DecodeBudget, budget_or_default
 from .._errors import PackingError
 from .._npy import decode_array, encode_array
 from .._packer import ParameterPacker
@@ -152,8 +152,7 @@ def from_array_record(
     items = getattr(record, "items", None)
     if items is None:
         raise PackingError(f"{what}: expected a flwr ArrayRecord, found {describe(record)}")
-    if budget is not None:
-        budget.check_count(len(record), what=what)
+    budget_or_default(budget).check_count(len(record), what=what)
     return [
         from_array(value, writable=writable, where=f"{what}[{shorten(key, 60)}]", budget=budget)
         for key, value in items()

@@ -73,7 +73,9 @@ def fits(scale: float, dtype: str) -> bool:
 
 def dequantize(q: fedpack.NDArray, scale: float, dtype: str) -> fedpack.NDArray:
     """``q * scale`` as ``dtype`` (a new array; 0-d stays a 0-d array, not a scalar)."""
-    result: fedpack.NDArray = np.asarray(q.astype(np.float64) * scale).astype(dtype)
+    product = q.astype(np.float64)  # one float64 temporary, scaled in place
+    product *= scale
+    result: fedpack.NDArray = product.astype(dtype, copy=False)
     return result
 
 
@@ -123,6 +125,15 @@ class Int8Packer(fedpack.ParameterPacker[fedpack.NDArrays]):
                 f"int8: expected {len(scales)} weights and {len(dtypes) - len(scales)} exact "
                 f"arrays (from the scales and dtypes arrays), found {len(sent)} and {len(exact)}"
             )
+        # what dequantizing allocates (a float64 temporary and the result per weight), checked
+        # against the receiver's budget before anything is built: O(number of arrays)
+        needed = sum(
+            array.size * (8 + np.dtype(dtype).itemsize)
+            for array, dtype in zip(sent, dtypes, strict=False)
+            if dtype in FLOAT_DTYPES
+        )
+        received = sum(a.nbytes for name in sections for a in sections[name])
+        self.budget.check_alloc(needed, received, what="int8: dequantized weights")
         weights: fedpack.NDArrays = []
         for index, (array, scale, dtype) in enumerate(zip(sent, scales, dtypes, strict=False)):
             where = f"int8: weight {index} ({sections.where('weights', index)})"
