@@ -72,12 +72,17 @@ def array_list(value: object, *, what: str, offset: int = 0) -> NDArrays:
     if isinstance(value, (np.ndarray, str, bytes, dict)) or not isinstance(value, Sequence):
         raise PackingError(f"{what}: expected a list of numpy arrays, found {describe(value)}")
     arrays = list(value)
+    checked = None  # the dtype last checked: payloads repeat a few dtypes, checked once each
     for index, array in enumerate(arrays):
         if not isinstance(array, np.ndarray):
             raise PackingError(
                 f"{what}: expected a numpy array at index {index + offset}, found {describe(array)}"
             )
-        if array.dtype.hasobject:
+        dtype = array.dtype
+        if dtype is checked:
+            continue
+        checked = dtype
+        if dtype.hasobject:
             raise PackingError(
                 f"{what}: array {index + offset} has dtype {array.dtype}, which holds Python "
                 "objects; object arrays are never packed (they would need pickle)"

@@ -187,19 +187,26 @@ def decode_frame(
             f"frame ({where}): checksum mismatch (expected {crc:#010x}, found "
             f"{zlib.crc32(body):#010x}); the frame is corrupted"
         )
-    import json  # here, not at module level: keeps ``import fedpack`` fast (cold start)
-
     try:
-        content = json.loads(
-            body.decode("utf-8"),
-            parse_constant=_reject_constant,
-            object_pairs_hook=_unique_keys,
-        )
+        content = _json_decoder().decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise PackingError(
             f"frame ({where}): expected a UTF-8 JSON object: {shorten(str(exc))}"
         ) from None
     return _frame_from_json(content, where=where, budget=limits)
+
+
+_DECODER: Any = None
+
+
+def _json_decoder() -> Any:
+    """The frame's strict JSON decoder, built once (``json`` is imported on first use only)."""
+    global _DECODER
+    if _DECODER is None:
+        import json  # here, not at module level: keeps ``import fedpack`` fast (cold start)
+
+        _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    return _DECODER
 
 
 def _reject_constant(name: str) -> Any:

@@ -125,8 +125,13 @@ class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
 
 def _check_numeric(control_variates: NDArrays, where: Callable[[int], str]) -> None:
     """Control variates are numbers: bool, integer, float or complex arrays (O(arrays))."""
+    checked = None  # the dtype last checked: control variates repeat a few dtypes
     for index, array in enumerate(control_variates):
-        if array.dtype.kind not in _NUMERIC:
+        dtype = array.dtype
+        if dtype is checked:
+            continue
+        checked = dtype
+        if dtype.kind not in _NUMERIC:
             raise PackingError(
                 f"scaffold: control variate ({where(index)}): expected a bool, integer, float "
                 f"or complex array, found {describe(array)}"
