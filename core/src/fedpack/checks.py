@@ -72,9 +72,10 @@ def array_list(value: object, *, what: str, offset: int = 0) -> NDArrays:
     if isinstance(value, (np.ndarray, str, bytes, dict)) or not isinstance(value, Sequence):
         raise PackingError(f"{what}: expected a list of numpy arrays, found {describe(value)}")
     arrays = list(value)
+    ndarray = np.ndarray  # a local: this loop runs once per array of every payload
     checked = None  # the dtype last checked: payloads repeat a few dtypes, checked once each
     for index, array in enumerate(arrays):
-        if not isinstance(array, np.ndarray):
+        if not isinstance(array, ndarray):
             raise PackingError(
                 f"{what}: expected a numpy array at index {index + offset}, found {describe(array)}"
             )
@@ -144,11 +145,11 @@ def scalar_from_array(array: NDArray, *, what: str, where: str) -> float:
             f"{what} ({where}): expected a boolean, integer or floating dtype, "
             f"found {describe(array)}"
         )
-    with np.errstate(over="ignore", invalid="ignore"):
-        try:
+    if array.dtype.itemsize > 8 and array.dtype.kind == "f":  # longdouble: may overflow float
+        with np.errstate(over="ignore", invalid="ignore"):
             number = float(array.reshape(()))
-        except (OverflowError, ValueError, TypeError):  # pragma: no cover - numpy gives inf
-            number = math.inf
+    else:
+        number = float(array.reshape(()))
     if not math.isfinite(number):
         raise PackingError(f"{what} ({where}): expected a finite number, found {number}")
     return number
