@@ -327,22 +327,30 @@ def decode_array(
         PackingError: if the bytes are not a valid, object-free npy array.
     """
     limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
+    return _decode(buf, writable, limits, limits.max_rank, limits.max_elements)
+
+
+def _decode(
+    buf: BytesLike, writable: bool, limits: DecodeBudget, max_rank: int, max_elements: int
+) -> npt.NDArray[Any]:
+    """:func:`decode_array` with the budget's limits already read (the per-array hot path)."""
     view = _as_byte_view(buf)
     shape, fortran_order, dtype, offset = _parse_header(view)
     count = math.prod(shape)
     # O(1) in the common case: a positive count within max_elements bounds every dimension.
     if (
-        len(shape) > limits.max_rank
-        or count > limits.max_elements
-        or (count == 0 and shape and max(shape) > limits.max_elements)
+        count > max_elements
+        or len(shape) > max_rank
+        or (not count and shape and max(shape) > max_elements)
     ):
         limits.check_shape(shape, what="npy shape")  # raises, saying which limit
-    if dtype.itemsize == 0 and (count or dtype.kind in "SU"):
+    itemsize = dtype.itemsize
+    if not itemsize and (count or dtype.kind in "SU"):
         raise PackingError(
             f"expected a dtype at least one byte wide, found the zero-width dtype {dtype.str!r} "
             f"for shape {_short_shape(shape)} (numpy would widen it and allocate the array)"
         )
-    expected = count * dtype.itemsize
+    expected = count * itemsize
     found = view.nbytes - offset
     if found != expected:
         kind = "truncated" if found < expected else "extended"
@@ -380,10 +388,11 @@ def decode_arrays(
     """
     limits = budget_or_default(budget)
     limits.check_count(len(bufs), what="npy arrays")
+    max_rank, max_elements = limits.max_rank, limits.max_elements
     out: list[npt.NDArray[Any]] = []
     for index, buf in enumerate(bufs):
         try:
-            out.append(decode_array(buf, writable=writable, budget=limits))
+            out.append(_decode(buf, writable, limits, max_rank, max_elements))
         except PackingError as exc:
             raise PackingError(f"array {index}: {exc}") from exc
     return out

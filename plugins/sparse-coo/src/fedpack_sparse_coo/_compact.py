@@ -135,10 +135,15 @@ def decode_tensors(
     column per dimension) are checked against its allocation allowance first.
     """
     if budget is not None:
-        rows = [a[-1].shape[0] if a[-1].ndim == 1 else 0 for _, _, a, _ in tensors]
-        nbytes = sum(8 * n * len(dims) for n, (_, _, _, dims) in zip(rows, tensors, strict=True))
-        received = payload_bytes(*(arrays for _, _, arrays, _ in tensors))
-        budget.check_alloc(nbytes, received, what=f"{what}: COO indices")
+        nbytes = received = 0
+        for _, _, arrays, dims in tensors:
+            last = arrays[-1]  # the values (at most one index row each), or the dense tensor
+            if last.ndim == 1:
+                nbytes += 8 * last.shape[0] * len(dims)
+            for array in arrays:
+                received += array.nbytes
+        if nbytes > budget.max_bytes:
+            budget.check_alloc(nbytes, received, what=f"{what}: COO indices")
     values: NDArrays = []
     indices: NDArrays = []
     for i, (name, encoding, arrays, dims) in enumerate(tensors):
