@@ -365,21 +365,90 @@ def test_cli_json(registry: PackerRegistry, capsys: pytest.CaptureFixture[str]) 
     assert [(row["packer"], row["check"]) for row in failed] == [("kit_copying", "no_copies")]
 
 
-def test_cli_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "clipping-bits"]) == 1
+def test_cli_unknown_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "clipping-bits"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("usage: fedpack check ")
+    assert "fedpack check: error: unknown packer 'clipping_bits'. Did you mean 'clipping_bit'?" in (
+        captured.err
+    )
+    assert "is installed" not in captured.err
+
+
+def test_cli_blocked_name_is_a_usage_error_that_says_blocked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEDPACK_DISABLE_PLUGINS", "clipping_bit")
+    monkeypatch.setattr(fedpack._api, "_default", PackerRegistry())
+    for argv in (["check", "clipping_bit"], ["check", "scaffold+Clipping-Bit"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert (
+            "fedpack check: error: packer 'clipping_bit' is installed (fedpack-clipping-bit=="
+            in (err)
+        )
+        assert "but blocked by FEDPACK_DISABLE_PLUGINS" in err
+        assert "unknown packer" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "clipping_bit+"], "composition 'clipping_bit+': expected two or more"),
+        (["check", ""], "unknown packer ''"),
+        (["check", "clipping_bit", "nope"], "unknown packer 'nope'"),
+        (["check", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_cli_bad_arguments_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+
+
+def test_cli_names_are_accepted_as_the_registry_accepts_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "Clipping-Bit", "clipping_bit", " CLIPPING_BIT "]) == 0
     out = capsys.readouterr().out
-    assert "FAILED  load: UnknownPackerError: unknown packer 'clipping_bits'" in out
-    assert "Did you mean 'clipping_bit'?" in out
+    assert out.splitlines()[0] == "clipping_bit: ok (9 passed, 0 failed, 0 skipped)"
+    assert out.endswith("1 packer(s) checked, 0 check(s) failed\n")
+    assert main(["check", "Scaffold+Clipping-Bit"]) == 0
+    assert capsys.readouterr().out.startswith("scaffold+clipping_bit: ok (")
 
 
-def test_cli_no_packers(
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_cli_nothing_to_check_fails(
+    json_flag: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(fedpack._api, "_default", PackerRegistry(paths=[]))
+    assert main(["check", *json_flag]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ("[]\n" if json_flag else "")
+    assert captured.err == (
+        "fedpack check: no packers to check: none is installed "
+        "(pip install fedpack for the built-ins)\n"
+    )
+
+
+def test_cli_nothing_to_check_says_why(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(fedpack._api, "_default", PackerRegistry(autoload=False))
-    assert main(["check"]) == 0
-    assert (
-        capsys.readouterr().out == "no packers to check (pip install fedpack for the built-ins)\n"
+    assert main(["check"]) == 1
+    assert capsys.readouterr().err == (
+        "fedpack check: no packers to check: plugin discovery is off (FEDPACK_PLUGIN_AUTOLOAD=0)\n"
     )
+    everything = fedpack.PackerRegistry().names()
+    monkeypatch.setattr(fedpack._api, "_default", PackerRegistry(disabled=everything))
+    assert main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fedpack check: no packers to check: every installed packer is blocked: ")
+    assert "clipping_bit (disabled by FEDPACK_DISABLE_PLUGINS)" in err
 
 
 def fake_plugin(tmp_path: Path, *, dist: str, version: str | None, body: str) -> None:

@@ -13,14 +13,38 @@ Packing is list concatenation and unpacking is list slicing; no array is ever co
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import warnings
 from abc import ABC, abstractmethod
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 NDArrays = list[npt.NDArray[Any]]
 T = TypeVar("T")
+
+#: The skip reason of the tests against the real FL4Health where it is not installed.
+FL4HEALTH_MISSING = (
+    "FL4Health is not installed here: `tox -e torch` installs FL4Health 0.4.2 (without its "
+    "requirements, which pin an old stack) and runs these tests against its own packers"
+)
+
+
+def real_fl4health_packers() -> ModuleType:
+    """FL4Health's own packer module; skips where FL4Health is not installed.
+
+    Where it is installed but fails to import, the import error fails the test. Warnings raised
+    while its stack (flwr, torch) imports are ignored, as ``pytest.importorskip`` does.
+    """
+    if importlib.util.find_spec("fl4health") is None:
+        pytest.skip(FL4HEALTH_MISSING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return importlib.import_module("fl4health.parameter_exchange.parameter_packer")
 
 
 class ParameterPacker(ABC, Generic[T]):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import configparser
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from fl4health_reference import reference_for
+from fl4health_reference import FL4HEALTH_MISSING, real_fl4health_packers, reference_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packer_cases import PACKERS, SCALAR_PACKERS, extras, packer, same_array, weight_lists, zoo
@@ -110,10 +112,7 @@ _REAL_CLASSES = {
 
 @pytest.mark.parametrize(("name", "extra"), CASES)
 def test_pack_matches_real_fl4health(name: str, extra: Any) -> None:
-    module = pytest.importorskip(
-        "fl4health.parameter_exchange.parameter_packer",
-        reason="FL4Health 0.4.2 does not install beside a current stack",
-    )
+    module = real_fl4health_packers()
     weights = ZOO_WEIGHTS[:6]
     extra = _extra(name, extra, weights)
     if name == "scaffold":
@@ -131,3 +130,10 @@ def test_pack_matches_real_fl4health(name: str, extra: Any) -> None:
         assert our_extra == float(their_extra)
     elif name == "layer_names":
         assert our_extra == their_extra
+
+
+def test_skip_reason_names_the_env_that_runs_the_real_fl4health_tests() -> None:
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(Path(__file__).resolve().parents[2] / "tox.ini", encoding="utf-8")
+    assert "`tox -e torch`" in FL4HEALTH_MISSING
+    assert "fl4health==0.4.2" in tox["testenv:torch"]["commands_pre"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fl4health_reference import SparseCooParameterPacker
+from fl4health_reference import SparseCooParameterPacker, real_fl4health_packers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -96,10 +96,7 @@ def test_extraction_matches_fl4health_property(x: Any) -> None:
 
 
 def _real() -> Any:
-    return pytest.importorskip(
-        "fl4health.parameter_exchange.parameter_packer",
-        reason="FL4Health 0.4.2 does not install beside a current stack",
-    )
+    return real_fl4health_packers()
 
 
 def test_pack_and_unpack_match_real_fl4health() -> None:

@@ -33,7 +33,10 @@ def clean_environ() -> dict[str, str]:
 
 
 def test_list_table_with_installed_test_plugin(
-    clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    testplugin: None,
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(fedpack._api, "_default", None)  # a fresh default registry
     assert main(["list"]) == 0
@@ -123,7 +126,10 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "list installed packers (name, distribution, version, state)" in out
 
 
-@pytest.mark.parametrize("argv", [[], ["nope"], ["list", "--bogus"]])
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["nope"], ["list", "--bogus"], ["list", "scaffold"], ["list", "--json=yes"], ["--load"]],
+)
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert "usage: fedpack" in capsys.readouterr().err

@@ -17,6 +17,8 @@ from hypothesis.extra import numpy as hnp
 import fedpack
 from fedpack import PackerRegistry, PackingError
 
+pytestmark = pytest.mark.usefixtures("testplugin")  # skipped where it is not installed
+
 
 @pytest.fixture
 def registry(clean_env: None) -> PackerRegistry:

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module exposing ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; this module only wires them together. Exit codes: 0 success, 1 a
-reported failure (a check failed, a plugin is broken), 2 a usage error.
+reported failure (a check failed, a plugin is broken), 2 a usage error (argparse's, or a
+:class:`UsageError` a command raises for an argument argparse cannot judge, e.g. an unknown
+packer name).
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["UsageError", "main"]
+
+
+class UsageError(Exception):
+    """A command's argument is wrong: reported as ``fedpack COMMAND: error: ...``, exit 2."""
+
 
 #: subcommand name -> module implementing it
 COMMANDS = {
@@ -36,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+        command.set_defaults(_run=module.run, _parser=command)
     return parser
 
 
@@ -51,4 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `fedpack list | head`
         sys.stderr.close()
         return 1
+    except UsageError as exc:
+        parser: argparse.ArgumentParser = args._parser
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        return 2
     return code

@@ -8,6 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from ._api import default_registry
+from ._cli import UsageError
+from ._discovery import normalize_name
+from ._errors import FedpackError, UnknownPackerError
+from ._registry import PackerRegistry
 from .testing import CheckResult, run_checks
 
 HELP = "run the conformance checks against installed packers (all by default)"
@@ -29,8 +33,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the packers; exit 1 if any check failed (skipped checks do not fail)."""
-    names: Sequence[str] = args.names or default_registry().names()
+    """Check the packers; exit 1 if any check failed or there is nothing to check.
+
+    Skipped checks do not fail. A name that names no packer (unknown, or installed but
+    blocked) is a usage error; a packer that fails to load is a failed check.
+    """
+    registry = default_registry()
+    if args.names:
+        names: Sequence[str] = list(dict.fromkeys(resolve(registry, n) for n in args.names))
+    else:
+        names = registry.names()
+    if not names:
+        if args.json:
+            sys.stdout.write("[]\n")
+        sys.stderr.write(nothing_to_check(registry))
+        return 1
     results: list[CheckResult] = []
     for name in names:
         results.extend(run_checks(name))
@@ -40,6 +57,34 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_report(results, verbose=args.verbose))
     return 1 if any(result.failed for result in results) else 0
+
+
+def resolve(registry: PackerRegistry, name: str) -> str:
+    """``name`` as the registry knows it (case, ``-``/``_`` normalised); a usage error if none.
+
+    An unknown name and a blocked one get the registry's own messages (a suggestion and the
+    installed packers, or the rule that blocks it). A packer that is installed but broken is
+    returned: its checks report why it fails.
+    """
+    key = normalize_name(name)
+    try:
+        registry.get_packer_class(key)
+    except UnknownPackerError as exc:
+        raise UsageError(str(exc)) from None
+    except FedpackError:  # fails to load, or claimed twice: the "load" check reports it
+        pass
+    return key
+
+
+def nothing_to_check(registry: PackerRegistry) -> str:
+    """Why ``fedpack check`` without names found nothing: none installed, all blocked, no scan."""
+    prefix = "fedpack check: no packers to check: "
+    if not registry.autoload:
+        return prefix + "plugin discovery is off (FEDPACK_PLUGIN_AUTOLOAD=0)\n"
+    blocked = [f"{row.name} ({row.detail})" for row in registry.list_packers()]
+    if blocked:  # names() is empty: every listed packer is blocked
+        return prefix + "every installed packer is blocked: " + ", ".join(blocked) + "\n"
+    return prefix + "none is installed (pip install fedpack for the built-ins)\n"
 
 
 def format_report(results: Sequence[CheckResult], *, verbose: bool = False) -> str:

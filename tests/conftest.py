@@ -1,0 +1,20 @@
+"""Fixtures for the whole suite."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+#: Why the tests of the real installed test plugin are skipped where it is not installed.
+TESTPLUGIN_MISSING = (
+    "the test-only plugin fedpack-testplugin (packer 'echo') is not installed: tox installs it "
+    "into the test environments; by hand: python -m pip install -e tests/plugin-pkg"
+)
+
+
+@pytest.fixture
+def testplugin() -> None:
+    """Skip the test unless the test plugin (tests/plugin-pkg) is installed."""
+    if importlib.util.find_spec("fedpack_testplugin") is None:
+        pytest.skip(TESTPLUGIN_MISSING)
