@@ -156,7 +156,7 @@ def unpack_paths(packed: list[Any], encoding: str = "coo") -> dict[str, Call]:
 
 
 def _rank_bombs() -> Iterator[Case]:
-    for rank in (33, 40, 48, 64, 65, 100, 1000, 5000, 30000):
+    for rank in (17, 24, 32, 33, 48, 64, 65, 100, 1000, 5000, 30000):
         for encoding in ("coo", "compact"):
             for path in ("unpack", "packer", "dense", "legacy"):
 

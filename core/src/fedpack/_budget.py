@@ -15,7 +15,7 @@ field                 default         what it bounds
 ``max_arrays``        10,000          arrays in one payload (weights, extras and frame together),
                                       names in a names array, entries of a dtype or scale list
 ``max_sections``      64              sections a frame may declare (a composition adds its parts')
-``max_rank``          32              dimensions of one array or of one claimed tensor shape
+``max_rank``          16              dimensions of one array or of one claimed tensor shape
 ``max_elements``      2**31           elements one array or one claimed tensor shape may hold
 ``max_bytes``         64 MiB          bytes the receiver may allocate for one payload whatever its
                                       size (dense rebuilds, index matrices, dequantized weights)
@@ -74,7 +74,7 @@ class DecodeBudget:
     #: Sections one frame may declare.
     max_sections: int = 64
     #: Dimensions of one array or of one claimed tensor shape.
-    max_rank: int = 32
+    max_rank: int = 16
     #: Elements of one array or of one claimed tensor shape.
     max_elements: int = 1 << 31
     #: Bytes the receiver may allocate for one payload, whatever the payload's size.
