@@ -645,3 +645,48 @@ def cases() -> list[Case]:
     if len(set(ids)) != len(ids):
         raise RuntimeError("corpus: duplicate case ids")
     return out
+
+
+def selftest_cases() -> list[Case]:
+    """Kind 0: inputs the harness itself must catch (never part of :func:`cases`)."""
+
+    def accepted() -> Call:
+        return lambda: fedpack.unpack(
+            fedpack.get_packer("clipping_bit").pack_parameters([np.ones(1)], 0.5)
+        )
+
+    def wrong_type() -> Call:
+        def call() -> None:
+            raise KeyError("not a PackingError")
+
+        return call
+
+    def memory() -> Call:
+        def call() -> None:
+            block = np.ones(400 << 20, dtype=np.uint8)  # 400 MB, beyond the child's limit
+            raise fedpack.PackingError(f"allocated {block.nbytes}")
+
+        return call
+
+    def cpu() -> Call:
+        def call() -> None:
+            total = 0
+            for i in range(40_000_000):  # well over a second of CPU
+                total += i
+            raise fedpack.PackingError(f"summed {total}")
+
+        return call
+
+    def crash() -> Call:
+        import os
+        import signal
+
+        return lambda: os.kill(os.getpid(), signal.SIGKILL)  # dies as an OOM kill would
+
+    return [
+        Case("self-accepted", 0, accepted, "."),
+        Case("self-wrong-type", 0, wrong_type, "."),
+        Case("self-memory", 0, memory, "."),
+        Case("self-cpu", 0, cpu, "."),
+        Case("self-crash", 0, crash, "."),
+    ]

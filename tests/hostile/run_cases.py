@@ -1,10 +1,11 @@
 """Run hostile corpus cases in this (child) process, under time and memory limits.
 
 Usage: ``python [-O] run_cases.py KIND [CASE_ID ...]``: every case of that kind (or the named
-ones). The process first caps its own address space (``RLIMIT_AS``: what it uses now plus
-:data:`MEMORY_LIMIT`) and CPU time (``RLIMIT_CPU``), then for each case prints one JSON line
-``{"start": id}`` before running it and one result line after, so the parent can name the case
-that killed the process (a crash, a CPU-limit signal) from the last ``start`` line.
+ones); kind 0 runs the harness's own self-test cases. The process first caps its own address
+space (``RLIMIT_AS``: what it uses now plus :data:`MEMORY_LIMIT`) and CPU time
+(``RLIMIT_CPU``), then for each case prints one JSON line ``{"start": id}`` before running it
+and one result line after, so the parent can name the case that killed the process (a crash,
+a CPU-limit signal) from the last ``start`` line.
 
 A result holds the error's type names, whether it is a ``PackingError`` / ``LookupError``,
 its message length and a prefix, the CPU seconds the call took (``resource.getrusage``: user +
@@ -53,7 +54,8 @@ def main(argv: list[str]) -> int:
 
     kind = int(argv[0])
     wanted = set(argv[1:])
-    selected = [c for c in corpus.cases() if c.kind == kind and (not wanted or c.id in wanted)]
+    pool = corpus.selftest_cases() if kind == 0 else corpus.cases()
+    selected = [c for c in pool if c.kind == kind and (not wanted or c.id in wanted)]
     # Warm the paths once (imports of plugins, numpy internals) so they are not billed to the
     # first case, then set the limits around what the process holds now.
     fedpack.get_packer("sparse_coo+clipping_bit")

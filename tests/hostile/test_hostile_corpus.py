@@ -44,10 +44,10 @@ def test_the_corpus_spans_every_kind_with_a_few_hundred_cases() -> None:
     assert len({case.id for case in corpus}) == len(corpus)
 
 
-def _run_kind(kind: int) -> tuple[list[dict[str, Any]], str | None, str]:
+def _run_kind(kind: int, *ids: str) -> tuple[list[dict[str, Any]], str | None, str]:
     flags = ["-O"] if sys.flags.optimize else []
     proc = subprocess.run(
-        [sys.executable, *flags, str(HERE / "run_cases.py"), str(kind)],
+        [sys.executable, *flags, str(HERE / "run_cases.py"), str(kind), *ids],
         capture_output=True,
         text=True,
         timeout=600,
@@ -70,14 +70,9 @@ def _run_kind(kind: int) -> tuple[list[dict[str, Any]], str | None, str]:
     return results, None, ""
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS), ids=[KINDS[k].replace(" ", "-") for k in KINDS])
-def test_every_hostile_case_is_refused_cheaply(kind: int) -> None:
-    expected = [case for case in cases() if case.kind == kind]
-    lookup = {case.id for case in expected if case.lookup}
-    results, crashed, stderr = _run_kind(kind)
-    assert crashed is None, f"the child died in case {crashed!r}: {stderr}"
-    assert [r["id"] for r in results] == [case.id for case in expected]
-    problems = []
+def _problems(results: list[dict[str, Any]], lookup: set[str]) -> dict[str, str]:
+    """``case id -> what is wrong`` for every result that breaks a rule."""
+    problems = {}
     for r in results:
         why = []
         if "build_error" in r:
@@ -96,5 +91,31 @@ def test_every_hostile_case_is_refused_cheaply(kind: int) -> None:
         if r["rss_growth"] >= MAX_RSS_GROWTH:
             why.append(f"peak RSS grew by {r['rss_growth'] >> 20} MB")
         if why:
-            problems.append(f"{r['id']}: {'; '.join(why)}")
-    assert not problems, "\n".join(problems)
+            problems[r["id"]] = "; ".join(why)
+    return problems
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS), ids=[KINDS[k].replace(" ", "-") for k in KINDS])
+def test_every_hostile_case_is_refused_cheaply(kind: int) -> None:
+    expected = [case for case in cases() if case.kind == kind]
+    lookup = {case.id for case in expected if case.lookup}
+    results, crashed, stderr = _run_kind(kind)
+    assert crashed is None, f"the child died in case {crashed!r}: {stderr}"
+    assert [r["id"] for r in results] == [case.id for case in expected]
+    problems = _problems(results, lookup)
+    assert not problems, "\n".join(f"{case}: {why}" for case, why in problems.items())
+
+
+def test_the_harness_names_each_broken_rule_and_the_case_that_killed_the_child() -> None:
+    ids = ["self-accepted", "self-wrong-type", "self-memory", "self-cpu"]
+    results, crashed, _ = _run_kind(0, *ids)
+    assert crashed is None
+    problems = _problems(results, set())
+    assert sorted(problems) == sorted(ids)
+    assert "raised nothing" in problems["self-accepted"]
+    assert "raised ['KeyError']" in problems["self-wrong-type"]
+    assert "MemoryError" in problems["self-memory"]  # the address-space limit held
+    assert "s of CPU" in problems["self-cpu"]
+    results, crashed, _ = _run_kind(0, "self-crash")
+    assert crashed == "self-crash"
+    assert results == []
