@@ -268,17 +268,26 @@ def check_installed(bindir: Path) -> None:
 
 
 def run_flower_app(bindir: Path) -> None:
-    """RELEASE STEP TO COME: a short run of the example Flower app from the installed packages.
+    """A short run of the example Flower app on fedpack installed from the built files.
 
-    To wire once ``examples/flower-app`` is in the repository: into the fresh environment,
-    install Flower and torch from the index (``flwr[simulation]``, and ``torch==2.13.0``, the
-    CPU build, on Python 3.11), the app's fedpack requirements from the built files
-    (``--no-index --find-links``), the app itself with ``--no-deps``; then run it on the
-    simulation engine for one round and check its exit status and summary.
+    Into the fresh environment: Flower and torch from the index (``flwr[simulation]``, and
+    ``torch==2.13.0``, the CPU build on Python 3.11) and the app itself (``--no-deps``: its
+    fedpack requirements are the built files already installed). Then the app's deployment
+    test runs there: a SuperLink, two SuperNodes and ``flwr run`` on 127.0.0.1, SCAFFOLD with
+    fedpack payloads both ways. The test must import fedpack from that environment.
     """
+    python = bindir / "python"
     app = ROOT / "examples" / "flower-app"
-    state = "found but not wired in yet" if app.exists() else "not in this checkout"
-    print(f"NOT RUN: the example Flower app ({app.relative_to(ROOT)}: {state})")
+    pip = (python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check")
+    run(*pip, "torch==2.13.0", "flwr[simulation]>=1.41,<2", "pytest>=8")
+    run(*pip, "--no-deps", app)
+    where = run(python, "-c", "import fedpack, fedpack_app; print(fedpack.__file__)", cwd=bindir)
+    if not Path(where.strip()).resolve().is_relative_to(bindir.parent.resolve()):
+        raise ReleaseError(f"the app run would not use the installed fedpack: {where.strip()}")
+    test = app / "tests" / "test_deployment.py"
+    case = f"{test}::test_scaffold_on_a_deployment_carries_fedpack_payloads_both_ways"
+    pytest = (python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--rootdir={ROOT}")
+    print(run(*pytest, case, cwd=ROOT), end="")
 
 
 def main(argv: list[str] | None = None) -> int:
