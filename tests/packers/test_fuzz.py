@@ -177,7 +177,7 @@ def _mutate(kind: str, name: str, packed: list[Any], draw: st.DrawFn) -> list[An
             )
         )
     elif kind == "extra_dtype":
-        if name == "scaffold":  # control variates take any dtype: break the frame's instead
+        if name == "scaffold":  # control variates take any numeric dtype: break the frame's
             packed[-1] = frame.astype(np.int64)
         elif name in SCALAR_PACKERS:
             packed[-2] = draw(st.sampled_from([np.array("1"), np.array(1j), np.array(b"1")]))

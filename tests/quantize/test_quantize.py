@@ -485,3 +485,31 @@ def test_unframed_needs_the_trailer() -> None:
 def test_layout_encoding() -> None:
     entries = [Entry(None), Entry(np.dtype("float16"), (2, 3)), Entry(np.dtype("float64"), ())]
     np.testing.assert_array_equal(encode_layout(entries), [0, 1, 2, 2, 3, 3, 0])
+
+
+# -- the decoding budget reaches the wrapped packer -------------------------------------------
+
+
+def test_the_receivers_budget_reaches_the_inner_packer() -> None:
+    budget = fedpack.DecodeBudget(max_elements=7, max_rank=3)
+    packer = fedpack.get_packer("quantize", inner="sparse_coo", budget=budget)
+    assert packer.max_elements == 7
+    assert packer.inner is not None
+    assert packer.inner.budget.max_elements == 7
+    assert packer.inner.budget.max_rank == 3
+
+
+def test_a_frame_cannot_loosen_the_inner_packers_limits() -> None:
+    packer = fedpack.get_packer("quantize", inner="sparse_coo")
+    coo = ([np.zeros((1, 1), np.int64)], [np.array([4])], ["t"])
+    sent = packer.pack_parameters([np.ones(1, np.float32)], coo)
+    name, _weights, _extra = fedpack.unpack(sent)
+    assert name == "quantize"
+    # the receiver's budget reaches the packer rebuilt from the frame, inner packer included
+    with pytest.raises(PackingError, match="max_elements"):
+        fedpack.unpack(sent, budget=fedpack.DecodeBudget(max_elements=3))
+    frame = read_frame(sent)
+    options = {**frame.options, "inner_options": {"max_elements": 2**62}}
+    forged = [*sent[:-1], encode_frame(Frame(frame.packer, frame.sections, options))]
+    with pytest.raises(PackingError, match="sparse_coo: expected frame options"):
+        fedpack.unpack(forged)

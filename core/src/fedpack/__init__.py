@@ -16,6 +16,7 @@ Importing fedpack imports numpy and pluggy only; no plugin, torch or flwr.
 from __future__ import annotations
 
 from ._api import compose, default_registry, get_packer, get_packer_class, list_packers, unpack
+from ._budget import DEFAULT_BUDGET, DecodeBudget
 from ._compose import ComposedPacker
 from ._errors import (
     FedpackError,
@@ -23,6 +24,7 @@ from ._errors import (
     PackingError,
     PluginLoadError,
     UnknownPackerError,
+    UnknownPayloadPackerError,
 )
 from ._packer import Encoded, ParameterPacker, ScalarPacker
 from ._registry import PackerInfo, PackerRegistry
@@ -36,6 +38,7 @@ __version__ = "0.1.0"
 # import them from, as ``fedpack.PackingError`` rather than ``fedpack._errors.PackingError``.
 for _cls in (
     ComposedPacker,
+    DecodeBudget,
     Encoded,
     FedpackError,
     Frame,
@@ -48,12 +51,15 @@ for _cls in (
     ScalarPacker,
     Sections,
     UnknownPackerError,
+    UnknownPayloadPackerError,
 ):
     _cls.__module__ = __name__
 del _cls
 
 __all__ = [
+    "DEFAULT_BUDGET",
     "ComposedPacker",
+    "DecodeBudget",
     "Encoded",
     "FedpackError",
     "Frame",
@@ -68,6 +74,7 @@ __all__ = [
     "ScalarPacker",
     "Sections",
     "UnknownPackerError",
+    "UnknownPayloadPackerError",
     "__version__",
     "compose",
     "default_registry",

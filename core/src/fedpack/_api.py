@@ -5,12 +5,19 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ._budget import DecodeBudget, budget_or_default
 from ._compose import ComposedPacker
-from ._errors import PackingError
+from ._errors import (
+    PackerConflictError,
+    PackingError,
+    PluginLoadError,
+    UnknownPackerError,
+    UnknownPayloadPackerError,
+)
 from ._packer import ParameterPacker
 from ._registry import PackerInfo, PackerRegistry
 from ._typing import NDArrays
-from .checks import array_list
+from .checks import array_list, shorten
 from .frame import Frame, read_frame
 
 __all__ = [
@@ -39,15 +46,18 @@ def default_registry() -> PackerRegistry:
     return registry
 
 
-def get_packer(name: str, /, **options: Any) -> ParameterPacker[Any]:
+def get_packer(
+    name: str, /, *, budget: DecodeBudget | None = None, **options: Any
+) -> ParameterPacker[Any]:
     """An instance of the packer registered under ``name``, built with ``options``.
 
     ``get_packer("scaffold", size_of_model_params=62)``; every packer accepts ``framed=False``
-    for FL4Health's exact layout. Raises :class:`UnknownPackerError` (with a suggestion) for a
-    name nobody provides, :class:`PackerConflictError` or :class:`PluginLoadError` as the
-    registry rules say.
+    for FL4Health's exact layout. ``budget`` is the :class:`fedpack.DecodeBudget` received
+    payloads are checked against (default: :data:`fedpack.DEFAULT_BUDGET`). Raises
+    :class:`UnknownPackerError` (with a suggestion) for a name nobody provides,
+    :class:`PackerConflictError` or :class:`PluginLoadError` as the registry rules say.
     """
-    return default_registry().get_packer(name, **options)
+    return default_registry().get_packer(name, budget=budget, **options)
 
 
 def get_packer_class(name: str) -> type[ParameterPacker[Any]]:
@@ -61,16 +71,27 @@ def list_packers() -> list[PackerInfo]:
 
 
 def unpack(
-    packed: NDArrays, *, registry: PackerRegistry | None = None
+    packed: NDArrays,
+    *,
+    registry: PackerRegistry | None = None,
+    budget: DecodeBudget | None = None,
 ) -> tuple[str, NDArrays, Any]:
     """Unpack a framed payload without knowing who packed it: ``(name, weights, extra)``.
 
     The frame names the packer and carries the options to rebuild it; the packer is found in
     ``registry`` (default: the process-wide one). A payload without a frame is rejected.
+    Everything is checked against ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`); options
+    read from the frame (a composition's parts' included) can only tighten it. Every error a
+    payload can cause is a :class:`fedpack.PackingError`: a payload naming a packer this
+    process cannot provide raises :class:`fedpack.UnknownPayloadPackerError` (also a
+    ``LookupError``).
     """
+    limits = budget_or_default(budget)
+    if isinstance(packed, list):  # before the arrays are looked at one by one
+        limits.check_count(len(packed), what="packed")
     arrays = array_list(packed, what="packed")
-    frame = read_frame(arrays)
-    packer = packer_for_frame(frame, registry=registry)
+    frame = read_frame(arrays, budget=limits)
+    packer = packer_for_frame(frame, registry=registry, budget=limits)
     weights, extra = packer.unpack_parameters(arrays)
     if isinstance(packer, ComposedPacker):
         return packer.composition, weights, extra
@@ -78,18 +99,37 @@ def unpack(
 
 
 def packer_for_frame(
-    frame: Frame, *, registry: PackerRegistry | None = None
+    frame: Frame,
+    *,
+    registry: PackerRegistry | None = None,
+    budget: DecodeBudget | None = None,
 ) -> ParameterPacker[Any]:
-    """The packer that wrote ``frame``, rebuilt from the options the frame carries."""
-    cls = (registry or default_registry()).get_packer_class(frame.packer)
-    options: dict[str, Any] = {k: v for k, v in frame.options.items() if k != "framed"}
+    """The packer that wrote ``frame``, rebuilt from the options the frame carries.
+
+    The packer decodes under ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`), which the
+    frame's options (a composition's parts' included) can only tighten. A frame naming a
+    packer this process cannot provide raises :class:`fedpack.UnknownPayloadPackerError`;
+    options the packer refuses raise :class:`fedpack.PackingError`.
+    """
+    limits = budget_or_default(budget)
+    reg = registry or default_registry()
     try:
-        return cls(**options)
-    except (TypeError, ValueError) as exc:
-        raise PackingError(
-            f"frame options {options!r} do not fit packer {frame.packer!r} "
-            f"({cls.__module__}.{cls.__qualname__}): {exc}"
-        ) from exc
+        cls = reg.get_packer_class(frame.packer)
+        options: dict[str, Any] = {k: v for k, v in frame.options.items() if k != "framed"}
+        try:
+            packer = cls(**options)
+        except (UnknownPackerError, PackerConflictError, PluginLoadError, PackingError):
+            raise
+        except Exception as exc:  # a constructor refusing the frame's options, however it does
+            raise PackingError(
+                f"frame options {shorten(options)} do not fit packer {frame.packer!r} "
+                f"({cls.__module__}.{cls.__qualname__}): {shorten(str(exc), 300)}"
+            ) from exc
+    except (UnknownPackerError, PackerConflictError, PluginLoadError) as exc:
+        name = getattr(exc, "name", None)  # a composition's part, or the frame's packer
+        raise payload_packer_error(exc, name if isinstance(name, str) else frame.packer) from exc
+    packer.use_budget(limits, from_frame=True)
+    return packer
 
 
 def compose(*names: str, registry: PackerRegistry | None = None, **options: Any) -> ComposedPacker:
@@ -106,3 +146,19 @@ def compose(*names: str, registry: PackerRegistry | None = None, **options: Any)
     if not isinstance(packer, ComposedPacker):  # pragma: no cover - the registry guarantees it
         raise TypeError(f"compose: expected a composition, found {packer!r}")
     return packer
+
+
+def payload_packer_error(exc: Exception, name: str) -> UnknownPayloadPackerError:
+    """The :class:`fedpack.PackingError` for a payload naming a packer that cannot be used."""
+    if isinstance(exc, UnknownPackerError):
+        reason = "is not installed (or is blocked)"
+    elif isinstance(exc, PackerConflictError):
+        reason = "is claimed by several plugins"
+    else:
+        reason = "failed to load"
+    return UnknownPayloadPackerError(
+        f"the payload names packer {shorten(name)}, which {reason} on this receiver: "
+        f"{shorten(str(exc), 400)}",
+        name=name[:200],
+        available=getattr(exc, "available", ()),
+    )

@@ -29,11 +29,12 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._budget import DecodeBudget
 from ._discovery import normalize_name
 from ._errors import PackingError
 from ._packer import Encoded, ParameterPacker
 from ._typing import JSONValue, NDArrays
-from .checks import describe
+from .checks import describe, shorten
 from .frame import Sections
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ __all__ = ["COMPOSE", "ComposedPacker", "composed_class", "split_composition"]
 #: The packer name a composed payload's frame carries (reserved: no plugin may use it).
 COMPOSE = "compose"
 _RESERVED = frozenset({COMPOSE, "framed", "parts"})
+# The longest part name a frame's ``parts`` option may carry (the default budget's
+# ``max_name_length``: a frame's packer and section names are held to the same).
+_MAX_PART_NAME = 128
 
 
 def split_composition(name: str) -> tuple[str, ...]:
@@ -153,6 +157,12 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
     def composition(self) -> str:
         """The composition's name, e.g. ``"scaffold+clipping_bit"``."""
         return "+".join(part.name for part in self.parts)
+
+    def use_budget(self, budget: DecodeBudget | None, *, from_frame: bool = False) -> None:
+        """Use ``budget`` for the composition and every part (see the base class)."""
+        super().use_budget(budget, from_frame=from_frame)
+        for part in self.parts:
+            part.use_budget(budget, from_frame=from_frame)
 
     def __repr__(self) -> str:
         args = "".join(f", {key}={value!r}" for key, value in self._options.items())
@@ -309,7 +319,7 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
         found = "+".join(str(p["packer"]) for p in entries)
         if found != expected:
             raise PackingError(
-                f"expected a payload of composition {expected!r}, found one of {found!r}"
+                f"expected a payload of composition {expected!r}, found one of {shorten(found)}"
             )
         layout = []
         payload_sections = dict(sections.counts())
@@ -332,16 +342,17 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
                 name = _section_name(part.name, item[0])
                 if payload_sections.get(name) != item[1] or name in claimed:
                     raise PackingError(
-                        f"compose {expected}: part {part.name!r} records section {item[0]!r} "
-                        f"with {item[1]!r} arrays, the frame has {payload_sections.get(name)!r}"
+                        f"compose {expected}: part {part.name!r} records section "
+                        f"{shorten(item[0])} with {shorten(item[1], 40)} arrays, the frame has "
+                        f"{payload_sections.get(name)!r}"
                     )
                 claimed.add(name)
                 part_sections.append(item[0])
             layout.append((part_sections, part_meta))
         if claimed != set(payload_sections):
             raise PackingError(
-                f"compose {expected}: sections {sorted(set(payload_sections) - claimed)} belong "
-                "to no part"
+                f"compose {expected}: sections {shorten(sorted(set(payload_sections) - claimed))} "
+                "belong to no part"
             )
         return layout
 
@@ -360,6 +371,11 @@ def _parts_from_option(parts: object) -> tuple[tuple[str, ...], list[dict[str, A
         ):
             raise ValueError(
                 f"compose: parts: expected {{'packer': str, 'options': dict}}, found {entry!r:.100}"
+            )
+        if len(entry["packer"]) > _MAX_PART_NAME:
+            raise ValueError(
+                f"compose: parts: expected a packer name of at most {_MAX_PART_NAME} characters, "
+                f"found {len(entry['packer'])} characters: {shorten(entry['packer'], 40)}"
             )
         names.append(entry["packer"])
         options.append(dict(entry["options"]))

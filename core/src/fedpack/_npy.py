@@ -23,7 +23,9 @@ import numpy as np
 import numpy.lib.format as npformat
 import numpy.typing as npt
 
+from ._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
 from ._errors import PackingError
+from .checks import shorten
 
 __all__ = [
     "MAX_HEADER_SIZE",
@@ -273,30 +275,42 @@ def _parse_header(view: memoryview) -> tuple[tuple[int, ...], bool, np.dtype[Any
         )
     if set(header) != _EXPECTED_KEYS:
         raise PackingError(
-            f"expected npy header keys {sorted(_EXPECTED_KEYS)}, found {sorted(map(repr, header))}"
+            f"expected npy header keys {sorted(_EXPECTED_KEYS)}, "
+            f"found {shorten(sorted(map(repr, header)))}"
         )
     shape = header["shape"]
     if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
-        raise PackingError(f"expected a tuple of non-negative ints as npy shape, found {shape!r}")
+        raise PackingError(
+            f"expected a tuple of non-negative ints as npy shape, found {shorten(shape)}"
+        )
     fortran_order = header["fortran_order"]
     if not isinstance(fortran_order, bool):
-        raise PackingError(f"expected a bool as npy fortran_order, found {fortran_order!r}")
+        raise PackingError(f"expected a bool as npy fortran_order, found {shorten(fortran_order)}")
     descr = header["descr"]
     try:
         dtype = npformat.descr_to_dtype(descr)
     except _DESCR_ERRORS:
         raise PackingError(
-            f"expected a valid dtype descriptor in the npy header, found {descr!r}"
+            f"expected a valid dtype descriptor in the npy header, found {shorten(descr)}"
         ) from None
     if dtype.hasobject:
         raise PackingError(
-            f"expected a dtype without Python objects, found {descr!r} in the npy header; "
+            f"expected a dtype without Python objects, found {shorten(descr)} in the npy header; "
             "object arrays are never decoded"
         )
     return shape, fortran_order, dtype, offset
 
 
-def decode_array(buf: BytesLike, *, writable: bool = False) -> npt.NDArray[Any]:
+def _short_shape(shape: tuple[int, ...]) -> str:
+    """A shape for a message: whole when short, else its start and its rank."""
+    if len(shape) <= 8:
+        return str(shape)
+    return f"({', '.join(map(str, shape[:4]))}, ...) ({len(shape)} dimensions)"
+
+
+def decode_array(
+    buf: BytesLike, *, writable: bool = False, budget: DecodeBudget | None = None
+) -> npt.NDArray[Any]:
     """Decode the bytes of one ``.npy`` array (as written by ``np.save``).
 
     By default the result is a read-only view over ``buf``: nothing is copied, so ``buf``
@@ -305,20 +319,44 @@ def decode_array(buf: BytesLike, *, writable: bool = False) -> npt.NDArray[Any]:
 
     The header is bounded to :data:`MAX_HEADER_SIZE` bytes and parsed without evaluating
     code; dtypes holding Python objects are refused; the payload must be exactly
-    ``prod(shape) * itemsize`` bytes long.
+    ``prod(shape) * itemsize`` bytes long. The shape is checked against ``budget`` (default
+    :data:`fedpack.DEFAULT_BUDGET`: rank, elements) and zero-width dtypes (``<U0``, ``S0``,
+    ``V0``, which numpy would silently widen) are refused, before anything is allocated.
 
     Raises:
         PackingError: if the bytes are not a valid, object-free npy array.
     """
+    limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
+    return _decode(buf, writable, limits, limits.max_rank, limits.max_elements)
+
+
+def _decode(
+    buf: BytesLike, writable: bool, limits: DecodeBudget, max_rank: int, max_elements: int
+) -> npt.NDArray[Any]:
+    """:func:`decode_array` with the budget's limits already read (the per-array hot path)."""
     view = _as_byte_view(buf)
     shape, fortran_order, dtype, offset = _parse_header(view)
     count = math.prod(shape)
-    expected = count * dtype.itemsize
+    # O(1) in the common case: a positive count within max_elements bounds every dimension.
+    if (
+        count > max_elements
+        or len(shape) > max_rank
+        or (not count and shape and max(shape) > max_elements)
+    ):
+        limits.check_shape(shape, what="npy shape")  # raises, saying which limit
+    itemsize = dtype.itemsize
+    if not itemsize and (count or dtype.kind in "SU"):
+        raise PackingError(
+            f"expected a dtype at least one byte wide, found the zero-width dtype {dtype.str!r} "
+            f"for shape {_short_shape(shape)} (numpy would widen it and allocate the array)"
+        )
+    expected = count * itemsize
     found = view.nbytes - offset
     if found != expected:
         kind = "truncated" if found < expected else "extended"
         raise PackingError(
-            f"expected {expected} data bytes for shape {shape} and dtype {dtype.str!r} "
+            f"expected {expected} data bytes for shape {_short_shape(shape)} and dtype "
+            f"{dtype.str!r} "
             f"after the header at offset {offset}, found {found} bytes ({kind} buffer)"
         )
     order: Literal["C", "F"] = "F" if fortran_order else "C"
@@ -330,25 +368,31 @@ def decode_array(buf: BytesLike, *, writable: bool = False) -> npt.NDArray[Any]:
             arr = flat.reshape(shape, order=order)
             if writable:
                 arr = arr.copy(order="K")
-    except (ValueError, TypeError, MemoryError) as exc:
+    except (ValueError, TypeError, MemoryError, OverflowError) as exc:
         raise PackingError(
-            f"expected an array numpy can represent, found shape {shape} with dtype "
-            f"{dtype.str!r}: {exc}"
+            f"expected an array numpy can represent, found shape {_short_shape(shape)} with "
+            f"dtype {dtype.str!r}: {exc}"
         ) from None
     if not writable:
         arr.flags.writeable = False
     return arr
 
 
-def decode_arrays(bufs: Sequence[BytesLike], *, writable: bool = False) -> list[npt.NDArray[Any]]:
+def decode_arrays(
+    bufs: Sequence[BytesLike], *, writable: bool = False, budget: DecodeBudget | None = None
+) -> list[npt.NDArray[Any]]:
     """Decode several ``.npy`` buffers with :func:`decode_array`.
 
-    Errors are prefixed with the index of the offending buffer, e.g. ``"array 3: ..."``.
+    At most ``budget.max_arrays`` buffers are accepted. Errors are prefixed with the index of
+    the offending buffer, e.g. ``"array 3: ..."``.
     """
+    limits = budget_or_default(budget)
+    limits.check_count(len(bufs), what="npy arrays")
+    max_rank, max_elements = limits.max_rank, limits.max_elements
     out: list[npt.NDArray[Any]] = []
     for index, buf in enumerate(bufs):
         try:
-            out.append(decode_array(buf, writable=writable))
+            out.append(_decode(buf, writable, limits, max_rank, max_elements))
         except PackingError as exc:
             raise PackingError(f"array {index}: {exc}") from exc
     return out

@@ -10,9 +10,17 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from ._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
 from ._errors import PackingError
 from ._typing import JSONValue, NDArray, NDArrays
-from .checks import array_list, describe, expect_sections, finite_scalar, scalar_from_array
+from .checks import (
+    array_list,
+    describe,
+    expect_sections,
+    finite_scalar,
+    scalar_from_array,
+    shorten,
+)
 from .frame import Frame, Sections, encode_frame, is_frame, read_frame
 
 __all__ = ["Encoded", "ParameterPacker", "ScalarPacker"]
@@ -82,6 +90,11 @@ class ParameterPacker(ABC, Generic[T]):
     #: when the packer is part of a composition. ``None`` (the default): nothing is mirrored.
     flower_scalar_keys: ClassVar[tuple[str, str] | None] = None
 
+    #: The decoding budget payloads are checked against (see :class:`fedpack.DecodeBudget`):
+    #: the receiver's, set by ``get_packer(name, budget=...)`` / :meth:`use_budget`, with the
+    #: limits of this packer's own options (:meth:`own_limits`) applied.
+    budget: DecodeBudget = DEFAULT_BUDGET
+
     def __init__(self, *, framed: bool = True) -> None:
         """Create a packer; ``framed=False`` selects FL4Health's exact layout (no frame)."""
         if not isinstance(framed, bool):
@@ -96,6 +109,27 @@ class ParameterPacker(ABC, Generic[T]):
             raise TypeError(
                 f"{cls.__qualname__}.name: expected a packer name of [a-z0-9_]+, found {name!r}"
             )
+
+    def own_limits(self) -> dict[str, int]:
+        """Budget limits set by this packer's own constructor options (default: none).
+
+        ``sparse_coo`` returns ``{"max_elements": n}`` when built with ``max_elements=n``. They
+        replace the receiver's limits when the receiver builds the packer, and can only tighten
+        them when the options come from a payload's frame (:meth:`use_budget`).
+        """
+        return {}
+
+    def use_budget(self, budget: DecodeBudget | None, *, from_frame: bool = False) -> None:
+        """Check payloads against ``budget`` from now on (``None``: the default budget).
+
+        The limits of :meth:`own_limits` are applied on top: set as they are when the receiver
+        chose the options, at most ``budget``'s when the options were read from a frame
+        (``from_frame=True``, what :func:`fedpack.unpack` does), so a payload can only tighten
+        the receiver's budget, never loosen it.
+        """
+        base = budget_or_default(budget)
+        own = self.own_limits()
+        self.budget = base.tighten(**own) if from_frame else base.replace(**own)
 
     def __repr__(self) -> str:
         options = {**self.frame_options(), "framed": self.framed}
@@ -132,9 +166,11 @@ class ParameterPacker(ABC, Generic[T]):
         Every array is checked; a payload of another packer, a list that was never packed, a
         truncated or extended payload and a corrupted frame raise :class:`fedpack.PackingError`.
         """
+        if isinstance(packed_parameters, list) and len(packed_parameters) > self.budget.max_arrays:
+            self.budget.check_count(len(packed_parameters), what="packed_parameters")
         packed = array_list(packed_parameters, what="packed_parameters")
         if self.framed:
-            frame = read_frame(packed)
+            frame = read_frame(packed, budget=self.budget)
             if frame.packer != self.name:
                 raise PackingError(
                     f"expected a payload of packer {self.name!r}, found one packed by "
@@ -181,9 +217,9 @@ class ParameterPacker(ABC, Generic[T]):
         expected = self.frame_options()
         if dict(options) != expected:
             raise PackingError(
-                f"packer {self.name!r}: the frame was written with options {dict(options)!r}, "
-                f"this packer has {expected!r} (fedpack.unpack() rebuilds the packer from the "
-                "frame)"
+                f"packer {self.name!r}: the frame was written with options "
+                f"{shorten(dict(options))}, this packer has {shorten(expected)} "
+                "(fedpack.unpack() rebuilds the packer from the frame)"
             )
 
     def frame_options(self) -> dict[str, JSONValue]:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import pluggy
 
 from . import hookspecs
+from ._budget import DecodeBudget
 from ._compose import COMPOSE, composed_class
 from ._discovery import GROUP, EntryPoint, normalize_name, scan
 from ._errors import PackerConflictError, PluginLoadError, UnknownPackerError
@@ -235,9 +236,18 @@ class PackerRegistry:
             self._resolved[key] = cls
             return cls
 
-    def get_packer(self, name: str, /, **options: Any) -> ParameterPacker[Any]:
-        """An instance of the packer registered under ``name``, built with ``options``."""
-        return self.get_packer_class(name)(**options)
+    def get_packer(
+        self, name: str, /, *, budget: DecodeBudget | None = None, **options: Any
+    ) -> ParameterPacker[Any]:
+        """An instance of the packer registered under ``name``, built with ``options``.
+
+        ``budget`` (a :class:`fedpack.DecodeBudget`; default the default budget) is what the
+        packer checks received payloads against.
+        """
+        packer = self.get_packer_class(name)(**options)
+        if budget is not None:
+            packer.use_budget(budget)
+        return packer
 
     def names(self) -> list[str]:
         """The names that can be asked for (installed or registered, not blocked), sorted."""

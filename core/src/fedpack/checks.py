@@ -15,25 +15,50 @@ from typing import Any
 
 import numpy as np
 
+from ._budget import DecodeBudget, budget_or_default
 from ._errors import PackingError
 from ._typing import NDArray, NDArrays
 
 __all__ = [
     "array_list",
+    "check_strings",
     "describe",
     "expect_sections",
     "finite_scalar",
     "names_from_array",
     "names_to_array",
     "scalar_from_array",
+    "shorten",
     "unique_names",
 ]
+
+#: The longest sender-chosen text (a name, an option value) quoted whole in an error message.
+MAX_QUOTED = 120
+
+
+def shorten(value: object, limit: int = MAX_QUOTED) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis (``...``) when longer.
+
+    Error messages quote sender-chosen text (names, option values) through this, so a hostile
+    payload cannot copy megabytes into an exception or a log line. A long ``str`` is cut before
+    its ``repr`` is built; containers are cut after.
+    """
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit]
+        return repr(value)[:limit] + "..."
+    text = repr(value)
+    if len(text) > limit:
+        return text[:limit] + "..."
+    return text
 
 
 def describe(value: object) -> str:
     """Describe ``value`` for an error message: an array's dtype and shape, else its type."""
     if isinstance(value, np.ndarray):
-        return f"{value.dtype} array of shape {value.shape}"
+        dtype = str(value.dtype)  # a structured dtype can be long: keep messages bounded
+        if len(dtype) > MAX_QUOTED:
+            dtype = dtype[:MAX_QUOTED] + "..."
+        return f"{dtype} array of shape {value.shape}"
     return f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
 
 
@@ -47,12 +72,18 @@ def array_list(value: object, *, what: str, offset: int = 0) -> NDArrays:
     if isinstance(value, (np.ndarray, str, bytes, dict)) or not isinstance(value, Sequence):
         raise PackingError(f"{what}: expected a list of numpy arrays, found {describe(value)}")
     arrays = list(value)
+    ndarray = np.ndarray  # a local: this loop runs once per array of every payload
+    checked = None  # the dtype last checked: payloads repeat a few dtypes, checked once each
     for index, array in enumerate(arrays):
-        if not isinstance(array, np.ndarray):
+        if not isinstance(array, ndarray):
             raise PackingError(
                 f"{what}: expected a numpy array at index {index + offset}, found {describe(array)}"
             )
-        if array.dtype.hasobject:
+        dtype = array.dtype
+        if dtype is checked:
+            continue
+        checked = dtype
+        if dtype.hasobject:
             raise PackingError(
                 f"{what}: array {index + offset} has dtype {array.dtype}, which holds Python "
                 "objects; object arrays are never packed (they would need pickle)"
@@ -68,7 +99,9 @@ def expect_sections(sections: Mapping[str, object], expected: Sequence[str], *, 
     """
     found = list(sections)
     if found != list(expected):
-        raise PackingError(f"{what}: expected the sections {list(expected)}, found {found}")
+        raise PackingError(
+            f"{what}: expected the sections {list(expected)}, found {shorten(found, 300)}"
+        )
 
 
 def finite_scalar(value: object, *, what: str) -> float:
@@ -84,10 +117,15 @@ def finite_scalar(value: object, *, what: str) -> float:
                 f"{what}: expected a scalar (a number or a 0-d array), found {describe(value)}"
             )
         value = value[()]
-    if isinstance(value, (np.bool_, np.integer, np.floating, numbers.Real)):
-        number = float(value)
-    else:
+    if not isinstance(value, (np.bool_, np.integer, np.floating, numbers.Real)):
         raise PackingError(f"{what}: expected a real number, found {describe(value)}")
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise PackingError(
+            f"{what}: expected a finite number, found a {describe(value)} that does not fit a "
+            f"float ({exc})"
+        ) from None
     if not math.isfinite(number):
         raise PackingError(f"{what}: expected a finite number, found {number}")
     return number
@@ -107,7 +145,11 @@ def scalar_from_array(array: NDArray, *, what: str, where: str) -> float:
             f"{what} ({where}): expected a boolean, integer or floating dtype, "
             f"found {describe(array)}"
         )
-    number = float(array.reshape(()))
+    if array.dtype.itemsize > 8 and array.dtype.kind == "f":  # longdouble: may overflow float
+        with np.errstate(over="ignore", invalid="ignore"):
+            number = float(array.reshape(()))
+    else:
+        number = float(array.reshape(()))
     if not math.isfinite(number):
         raise PackingError(f"{what} ({where}): expected a finite number, found {number}")
     return number
@@ -128,10 +170,13 @@ def unique_names(value: object, *, what: str, count: int | None = None) -> list[
         if not name:
             raise PackingError(f"{what}: expected a non-empty name at index {index}, found ''")
         if "\x00" in name:
-            raise PackingError(f"{what}: name at index {index} contains a NUL character: {name!r}")
+            raise PackingError(
+                f"{what}: name at index {index} contains a NUL character: {shorten(name)}"
+            )
         if name in seen:
             raise PackingError(
-                f"{what}: expected unique names, found {name!r} at indices {seen[name]} and {index}"
+                f"{what}: expected unique names, found {shorten(name)} at indices {seen[name]} "
+                f"and {index}"
             )
         seen[name] = index
     if count is not None and len(names) != count:
@@ -147,11 +192,16 @@ def names_to_array(names: list[str]) -> NDArray:
     return np.array(names)
 
 
-def names_from_array(array: NDArray, *, what: str, where: str) -> list[str]:
+def names_from_array(
+    array: NDArray, *, what: str, where: str, budget: DecodeBudget | None = None
+) -> list[str]:
     """Decode a names array: 1-D unicode (or the empty float64 array FL4Health sends for ``[]``).
 
-    The result is checked with :func:`unique_names`.
+    The array's length and string width are checked against ``budget`` (``max_arrays``,
+    ``max_string_width``; zero-width strings are refused) before any ``str`` is built; the
+    result is checked with :func:`unique_names`.
     """
+    limits = budget_or_default(budget)
     if array.ndim != 1:
         raise PackingError(
             f"{what} ({where}): expected a 1-D array of str, found {describe(array)}"
@@ -162,5 +212,27 @@ def names_from_array(array: NDArray, *, what: str, where: str) -> list[str]:
         raise PackingError(
             f"{what} ({where}): expected a unicode (<U) array of names, found {describe(array)}"
         )
+    check_strings(array, limits, what=f"{what} ({where})")
     decoded: list[Any] = array.tolist()
     return unique_names(decoded, what=f"{what} ({where})")
+
+
+def check_strings(array: NDArray, budget: DecodeBudget, *, what: str) -> None:
+    """Check a received string array (``<U``/``S``) before its elements are read.
+
+    At most ``budget.max_arrays`` elements, each at most ``budget.max_string_width``
+    characters wide, and never zero-width (numpy silently widens those to one character).
+    Costs O(1): only the dtype and the size are looked at.
+    """
+    budget.check_count(array.size, what=what)
+    width = array.dtype.itemsize // (4 if array.dtype.kind == "U" else 1)
+    if width == 0 and array.size:
+        raise PackingError(
+            f"{what}: expected strings at least one character wide, found the zero-width dtype "
+            f"{array.dtype.str!r}"
+        )
+    if width > budget.max_string_width:
+        raise PackingError(
+            f"{what}: expected strings of at most {budget.max_string_width} characters "
+            f"(budget max_string_width), found dtype {array.dtype.str!r}"
+        )

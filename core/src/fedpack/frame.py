@@ -16,10 +16,11 @@ The body holds four keys and nothing else::
      "options": {...},   # constructor options the receiver needs to rebuild the packer
      "meta": {...}}      # per-payload facts the packer's decoder needs (e.g. encodings)
 
-The section counts add up to the number of arrays before the frame. Decoding is bounded
-(:data:`MAX_FRAME_BYTES`), never evaluates or unpickles anything, verifies the checksum and the
-schema, and rejects an unknown format version with an error that says which versions this
-fedpack reads.
+The section counts add up to the number of arrays before the frame. Decoding is bounded by the
+receiver's :class:`fedpack.DecodeBudget` (frame bytes, name lengths, number of sections and of
+arrays), never evaluates or unpickles anything, verifies the checksum and the schema, refuses
+duplicate keys in any JSON object (another reader could take the other value), and rejects an
+unknown format version with an error that says which versions this fedpack reads.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from ._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
 from ._errors import PackingError
 from ._typing import JSONValue, NDArray, NDArrays
-from .checks import describe
+from .checks import describe, shorten
 
 __all__ = [
     "FORMAT_VERSION",
@@ -52,7 +54,8 @@ __all__ = [
 MAGIC = b"FEDPACK\x00"
 #: The format version this fedpack writes; also the only one it reads.
 FORMAT_VERSION = 1
-#: Frames larger than this are refused before any parsing (1 MiB).
+#: Frames larger than this are refused before any parsing (1 MiB): the default budget's
+#: ``max_frame_bytes``.
 MAX_FRAME_BYTES = 1 << 20
 
 _HEADER = len(MAGIC) + 1 + 4
@@ -123,12 +126,16 @@ def is_frame(array: object) -> bool:
     )
 
 
-def read_frame(packed: Sequence[NDArray]) -> Frame:
+def read_frame(packed: Sequence[NDArray], *, budget: DecodeBudget | None = None) -> Frame:
     """Decode the frame at the end of ``packed`` and check the counts add up.
 
     A payload without a frame (for instance one packed with ``framed=False`` or by FL4Health)
-    gets an error that says so.
+    gets an error that says so. ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`) bounds the
+    frame and the number of arrays.
     """
+    limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
+    if len(packed) > limits.max_arrays:
+        limits.check_count(len(packed), what="payload")
     if len(packed) == 0:
         raise PackingError(
             "expected a framed payload ending in a fedpack frame, found an empty list"
@@ -140,7 +147,7 @@ def read_frame(packed: Sequence[NDArray]) -> Frame:
             f"{MAGIC!r}), found {describe(last)} at index {len(packed) - 1}; the payload was "
             "not packed by a framed fedpack packer (use framed=False for FL4Health's layout)"
         )
-    frame = decode_frame(last, where=f"index {len(packed) - 1}")
+    frame = decode_frame(last, where=f"index {len(packed) - 1}", budget=limits)
     if frame.array_count != len(packed) - 1:
         raise PackingError(
             f"frame of packer {frame.packer!r} describes {frame.array_count} arrays "
@@ -149,13 +156,17 @@ def read_frame(packed: Sequence[NDArray]) -> Frame:
     return frame
 
 
-def decode_frame(array: NDArray, *, where: str = "frame") -> Frame:
-    """Decode and validate one frame array."""
+def decode_frame(
+    array: NDArray, *, where: str = "frame", budget: DecodeBudget | None = None
+) -> Frame:
+    """Decode and validate one frame array within ``budget`` (default: the default budget)."""
+    limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
     if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 1:
         raise PackingError(f"frame ({where}): expected a 1-D uint8 array, found {describe(array)}")
-    if array.size > MAX_FRAME_BYTES:
+    if array.size > limits.max_frame_bytes:
         raise PackingError(
-            f"frame ({where}): expected at most {MAX_FRAME_BYTES} bytes, found {array.size}"
+            f"frame ({where}): expected at most {limits.max_frame_bytes} bytes (budget "
+            f"max_frame_bytes), found {array.size}"
         )
     data = array.tobytes()
     if len(data) < _HEADER or data[: len(MAGIC)] != MAGIC:
@@ -176,34 +187,65 @@ def decode_frame(array: NDArray, *, where: str = "frame") -> Frame:
             f"frame ({where}): checksum mismatch (expected {crc:#010x}, found "
             f"{zlib.crc32(body):#010x}); the frame is corrupted"
         )
-    import json  # here, not at module level: keeps ``import fedpack`` fast (cold start)
-
     try:
-        content = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        content = _json_decoder().decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise PackingError(f"frame ({where}): expected a UTF-8 JSON object: {exc}") from exc
-    return _frame_from_json(content, where=where)
+        raise PackingError(
+            f"frame ({where}): expected a UTF-8 JSON object: {shorten(str(exc))}"
+        ) from None
+    return _frame_from_json(content, where=where, budget=limits)
+
+
+_DECODER: Any = None
+
+
+def _json_decoder() -> Any:
+    """The frame's strict JSON decoder, built once (``json`` is imported on first use only)."""
+    global _DECODER
+    if _DECODER is None:
+        import json  # here, not at module level: keeps ``import fedpack`` fast (cold start)
+
+        _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    return _DECODER
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def _frame_from_json(content: object, *, where: str) -> Frame:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of the frame's JSON: a key given twice is refused."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {shorten(key)} in a JSON object")
+            seen.add(key)
+    return out
+
+
+def _frame_from_json(content: object, *, where: str, budget: DecodeBudget) -> Frame:
     if not isinstance(content, dict) or set(content) != _KEYS:
         found = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise PackingError(
-            f"frame ({where}): expected a JSON object with keys {sorted(_KEYS)}, found {found}"
+            f"frame ({where}): expected a JSON object with keys {sorted(_KEYS)}, "
+            f"found {shorten(found)}"
         )
     packer = content["packer"]
     if not isinstance(packer, str):
         raise PackingError(f"frame ({where}): expected a str packer name, found {describe(packer)}")
-    _check_name(packer, where=f"frame ({where}) packer name")
+    _check_name(packer, where=f"frame ({where}) packer name", limit=budget.max_name_length)
     raw_sections = content["sections"]
     if not isinstance(raw_sections, list):
         raise PackingError(
             f"frame ({where}): expected a list of [name, count] sections, "
             f"found {describe(raw_sections)}"
+        )
+    if len(raw_sections) > budget.max_sections:
+        raise PackingError(
+            f"frame ({where}): expected at most {budget.max_sections} sections (budget "
+            f"max_sections), found {len(raw_sections)}"
         )
     sections: list[tuple[str, int]] = []
     for item in raw_sections:
@@ -215,10 +257,16 @@ def _frame_from_json(content: object, *, where: str) -> Frame:
             or isinstance(item[1], bool)
         ):
             raise PackingError(
-                f"frame ({where}): expected each section as [name, count], found {item!r}"
+                f"frame ({where}): expected each section as [name, count], found {shorten(item)}"
             )
         sections.append((item[0], item[1]))
-    _check_sections(tuple(sections), where=f"frame ({where})")
+    _check_sections(tuple(sections), where=f"frame ({where})", limit=budget.max_name_length)
+    total = sum(count for _, count in sections)
+    if total > budget.max_arrays:
+        raise PackingError(
+            f"frame ({where}): expected at most {budget.max_arrays} arrays (budget max_arrays), "
+            f"found sections describing {total}"
+        )
     for key in ("options", "meta"):
         if not isinstance(content[key], dict):
             raise PackingError(
@@ -228,27 +276,39 @@ def _frame_from_json(content: object, *, where: str) -> Frame:
     return Frame(packer, tuple(sections), content["options"], content["meta"])
 
 
-def _check_name(name: str, *, where: str) -> None:
+def _check_name(name: str, *, where: str, limit: int | None = None) -> None:
+    if limit is not None and len(name) > limit:
+        raise PackingError(
+            f"{where}: expected a name of at most {limit} characters (budget max_name_length), "
+            f"found {len(name)} characters: {shorten(name, 40)}"
+        )
     if not _NAME.match(name):
-        raise PackingError(f"{where}: expected a name of [a-z0-9_], found {name!r}")
+        raise PackingError(f"{where}: expected a name of [a-z0-9_], found {shorten(name)}")
 
 
-def _check_sections(sections: tuple[tuple[str, int], ...], *, where: str = "frame") -> None:
+def _check_sections(
+    sections: tuple[tuple[str, int], ...], *, where: str = "frame", limit: int | None = None
+) -> None:
     if not sections or sections[0][0] != "weights":
         raise PackingError(
             f"{where}: expected the first section to be 'weights', found {_fmt_sections(sections)}"
         )
+    for name, count in sections:
+        _check_name(name, where=f"{where} section name", limit=limit)
+        if count < 0:
+            raise PackingError(
+                f"{where}: section {shorten(name)} has a negative count {shorten(count, 40)}"
+            )
     names = [name for name, _ in sections]
     if len(set(names)) != len(names):
-        raise PackingError(f"{where}: expected unique section names, found {names}")
-    for name, count in sections:
-        _check_name(name, where=f"{where} section name")
-        if count < 0:
-            raise PackingError(f"{where}: section {name!r} has a negative count {count}")
+        raise PackingError(f"{where}: expected unique section names, found {shorten(names)}")
 
 
 def _fmt_sections(sections: Sequence[tuple[str, int]]) -> str:
-    return ", ".join(f"{name}={count}" for name, count in sections) or "no sections"
+    text = ", ".join(f"{name}={count}" for name, count in sections[:20]) or "no sections"
+    if len(sections) > 20:
+        text += f", ... ({len(sections)} sections)"
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 class Sections(Mapping[str, NDArrays]):
@@ -288,7 +348,7 @@ class Sections(Mapping[str, NDArrays]):
             return self._parts[name]
         except KeyError:
             raise PackingError(
-                f"expected a section {name!r}, found sections {list(self._parts)}"
+                f"expected a section {shorten(name)}, found sections {shorten(list(self._parts))}"
             ) from None
 
     def __iter__(self) -> Iterator[str]:
@@ -305,7 +365,7 @@ class Sections(Mapping[str, NDArrays]):
         """The single array of section ``name``; an error if the section holds another count."""
         arrays = self[name]
         if len(arrays) != 1:
-            raise PackingError(f"section {name!r}: expected 1 array, found {len(arrays)}")
+            raise PackingError(f"section {shorten(name)}: expected 1 array, found {len(arrays)}")
         return arrays[0]
 
     def where(self, name: str, index: int = 0) -> str:

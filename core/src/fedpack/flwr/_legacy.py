@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from .._budget import DecodeBudget
 from .._errors import PackingError
 from .._npy import decode_arrays, encode_arrays
 from .._packer import ParameterPacker
 from .._typing import NDArrays
-from ..checks import array_list, describe
-from ._common import unpack_with
+from ..checks import array_list, describe, shorten
+from ._common import decoding_budget, unpack_with
 
 if TYPE_CHECKING:
     from flwr.common import FitIns, FitRes, Parameters, Scalar
@@ -55,15 +56,18 @@ def to_parameters(packed: NDArrays) -> Parameters:
     return Parameters(tensors=encode_arrays(arrays), tensor_type=TENSOR_TYPE)
 
 
-def from_parameters(parameters: Parameters, *, writable: bool = False) -> NDArrays:
+def from_parameters(
+    parameters: Parameters, *, writable: bool = False, budget: DecodeBudget | None = None
+) -> NDArrays:
     """Decode Flower ``Parameters`` (``tensor_type="numpy.ndarray"``) into arrays.
 
     By default the arrays are read-only views over ``parameters.tensors`` (no copy); with
     ``writable=True`` each one is copied once. Nothing is unpickled; an object dtype, a bad
-    header or a truncated tensor raises :class:`fedpack.PackingError` naming the tensor index.
+    header, a truncated tensor or one beyond ``budget`` (a :class:`fedpack.DecodeBudget`)
+    raises :class:`fedpack.PackingError` naming the tensor index.
     """
     tensors = _tensors(parameters)
-    return decode_arrays(tensors, writable=writable)
+    return decode_arrays(tensors, writable=writable, budget=budget)
 
 
 def pack_parameters(packer: ParameterPacker[T], weights: NDArrays, extra: T) -> Parameters:
@@ -73,25 +77,40 @@ def pack_parameters(packer: ParameterPacker[T], weights: NDArrays, extra: T) -> 
 
 @overload
 def unpack_parameters(
-    parameters: Parameters, packer: ParameterPacker[T], *, writable: bool = False
+    parameters: Parameters,
+    packer: ParameterPacker[T],
+    *,
+    writable: bool = False,
+    budget: DecodeBudget | None = None,
 ) -> tuple[NDArrays, T]: ...
 
 
 @overload
 def unpack_parameters(
-    parameters: Parameters, packer: None = None, *, writable: bool = False
+    parameters: Parameters,
+    packer: None = None,
+    *,
+    writable: bool = False,
+    budget: DecodeBudget | None = None,
 ) -> tuple[NDArrays, Any]: ...
 
 
 def unpack_parameters(
-    parameters: Parameters, packer: ParameterPacker[Any] | None = None, *, writable: bool = False
+    parameters: Parameters,
+    packer: ParameterPacker[Any] | None = None,
+    *,
+    writable: bool = False,
+    budget: DecodeBudget | None = None,
 ) -> tuple[NDArrays, Any]:
     """Decode ``Parameters`` and split them into ``(weights, extra)``.
 
     Without ``packer`` the payload must be framed: the frame names the packer
-    (:func:`fedpack.unpack`).
+    (:func:`fedpack.unpack`). ``budget`` (default: the packer's, else the default budget)
+    bounds the decoding; every error a payload causes is a :class:`fedpack.PackingError`.
     """
-    return unpack_with(from_parameters(parameters, writable=writable), packer)
+    limits = decoding_budget(packer, budget)
+    arrays = from_parameters(parameters, writable=writable, budget=limits)
+    return unpack_with(arrays, packer, limits)
 
 
 def pack_fit_ins(
@@ -107,7 +126,10 @@ def pack_fit_ins(
 
 
 def split_fit_res(
-    fit_res: FitRes, packer: ParameterPacker[T] | None = None
+    fit_res: FitRes,
+    packer: ParameterPacker[T] | None = None,
+    *,
+    budget: DecodeBudget | None = None,
 ) -> tuple[FitRes, NDArrays, T]:
     """Split one client's packed ``FitRes`` into a weights-only ``FitRes``, weights and extra.
 
@@ -120,8 +142,9 @@ def split_fit_res(
     if not isinstance(fit_res, FitRes):
         raise PackingError(f"expected a flwr.common.FitRes, found {describe(fit_res)}")
     tensors = _tensors(fit_res.parameters)
-    packed = decode_arrays(tensors)
-    weights, extra = unpack_with(packed, packer)
+    limits = decoding_budget(packer, budget)
+    packed = decode_arrays(tensors, budget=limits)
+    weights, extra = unpack_with(packed, packer, limits)
     n = len(weights)
     if n <= len(packed) and all(w is a for w, a in zip(weights, packed, strict=False)):
         weight_tensors = list(tensors[:n])
@@ -139,6 +162,8 @@ def split_fit_res(
 def split_fit_results(
     results: Sequence[tuple[ClientProxy, FitRes]],
     packer: ParameterPacker[T] | None = None,
+    *,
+    budget: DecodeBudget | None = None,
 ) -> tuple[list[tuple[ClientProxy, FitRes]], list[T]]:
     """Split every client's packed ``FitRes``: weights-only results for the strategy, extras.
 
@@ -147,14 +172,15 @@ def split_fit_results(
         weights_results, extras = split_fit_results(results, packer)
         parameters, metrics = super().aggregate_fit(server_round, weights_results, failures)
 
-    ``extras[i]`` belongs to ``results[i]``. An invalid payload raises
+    ``extras[i]`` belongs to ``results[i]``. ``budget`` bounds the decoding (see
+    :func:`unpack_parameters`). An invalid payload raises
     :class:`fedpack.PackingError` naming the result index and the client id.
     """
     weights_results: list[tuple[ClientProxy, FitRes]] = []
     extras: list[T] = []
     for index, (proxy, fit_res) in enumerate(results):
         try:
-            weights_only, _, extra = split_fit_res(fit_res, packer)
+            weights_only, _, extra = split_fit_res(fit_res, packer, budget=budget)
         except PackingError as exc:
             cid = getattr(proxy, "cid", "?")
             raise PackingError(f"fit result {index} (client {cid}): {exc}") from exc
@@ -171,6 +197,6 @@ def _tensors(parameters: object) -> list[bytes]:
         raise PackingError(f"expected a flwr.common.Parameters, found {describe(parameters)}")
     if tensor_type != TENSOR_TYPE:
         raise PackingError(
-            f"expected Parameters with tensor_type {TENSOR_TYPE!r}, found {tensor_type!r}"
+            f"expected Parameters with tensor_type {TENSOR_TYPE!r}, found {shorten(tensor_type)}"
         )
     return tensors

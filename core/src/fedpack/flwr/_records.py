@@ -30,13 +30,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from .._budget import DecodeBudget, budget_or_default
 from .._errors import PackingError
 from .._npy import decode_array, encode_array
 from .._packer import ParameterPacker
 from .._typing import NDArray, NDArrays
-from ..checks import describe, finite_scalar
+from ..checks import describe, finite_scalar, shorten
 from ..frame import decode_frame, is_frame
-from ._common import unpack_with
+from ._common import decoding_budget, unpack_with
 from ._convert import Weights, named_arrays
 
 if TYPE_CHECKING:
@@ -103,26 +104,36 @@ def to_array(array: NDArray) -> Array:
     )
 
 
-def from_array(array: Array, *, writable: bool = False, where: str = "array") -> NDArray:
+def from_array(
+    array: Array,
+    *,
+    writable: bool = False,
+    where: str = "array",
+    budget: DecodeBudget | None = None,
+) -> NDArray:
     """Decode a Flower ``Array`` (``stype="numpy.ndarray"``) without copying by default.
 
-    The ``Array``'s ``shape`` and ``dtype`` fields must agree with its npy header.
+    The ``Array``'s ``shape`` and ``dtype`` fields must agree with its npy header; ``budget``
+    bounds the decoding (:func:`fedpack.DecodeBudget`).
     """
     stype = getattr(array, "stype", None)
     data = getattr(array, "data", None)
     if not isinstance(data, bytes):
         raise PackingError(f"{where}: expected a flwr Array, found {describe(array)}")
     if stype != STYPE:
-        raise PackingError(f"{where}: expected an Array with stype {STYPE!r}, found {stype!r}")
+        raise PackingError(
+            f"{where}: expected an Array with stype {STYPE!r}, found {shorten(stype)}"
+        )
     try:
-        result = decode_array(data, writable=writable)
+        result = decode_array(data, writable=writable, budget=budget)
     except PackingError as exc:
         raise PackingError(f"{where}: {exc}") from exc
     shape = tuple(getattr(array, "shape", ()))
     dtype = getattr(array, "dtype", None)
     if result.shape != shape or str(result.dtype) != dtype:
         raise PackingError(
-            f"{where}: the Array says dtype {dtype!r} and shape {shape}, but its data holds "
+            f"{where}: the Array says dtype {shorten(dtype)} and shape {shorten(shape)}, but its "
+            "data holds "
             f"dtype {str(result.dtype)!r} and shape {result.shape}"
         )
     return result
@@ -154,14 +165,20 @@ def to_array_record(arrays: Weights, keys: Sequence[str] | None = None) -> Array
 
 
 def from_array_record(
-    record: ArrayRecord, *, writable: bool = False, what: str = "ArrayRecord"
+    record: ArrayRecord,
+    *,
+    writable: bool = False,
+    what: str = "ArrayRecord",
+    budget: DecodeBudget | None = None,
 ) -> NDArrays:
     """The arrays of an ``ArrayRecord`` in key order, as zero-copy views by default."""
     items = getattr(record, "items", None)
     if items is None:
         raise PackingError(f"{what}: expected a flwr ArrayRecord, found {describe(record)}")
+    budget_or_default(budget).check_count(len(record), what=what)
     return [
-        from_array(value, writable=writable, where=f"{what}[{key!r}]") for key, value in items()
+        from_array(value, writable=writable, where=f"{what}[{shorten(key, 60)}]", budget=budget)
+        for key, value in items()
     ]
 
 
@@ -185,6 +202,11 @@ def to_record_dict(
     returned; by default a new one is made. ``reply=True`` marks a client-to-server message,
     which decides where a mirrored scalar goes (MetricRecord, else ConfigRecord).
     """
+    if arrays_key == extra_key:
+        raise PackingError(
+            f"to_record_dict: arrays_key and extra_key must differ, found both {arrays_key!r} "
+            "(the extra record would overwrite the weights)"
+        )
     from flwr.app import RecordDict
 
     names, arrays = named_arrays(weights, what="weights")
@@ -279,6 +301,7 @@ def from_record_dict(
     writable: bool = False,
     arrays_key: str = ARRAYS_KEY,
     extra_key: str = EXTRA_KEY,
+    budget: DecodeBudget | None = None,
 ) -> tuple[NDArrays, T]: ...
 
 
@@ -290,6 +313,7 @@ def from_record_dict(
     writable: bool = False,
     arrays_key: str = ARRAYS_KEY,
     extra_key: str = EXTRA_KEY,
+    budget: DecodeBudget | None = None,
 ) -> tuple[NDArrays, Any]: ...
 
 
@@ -300,13 +324,20 @@ def from_record_dict(
     writable: bool = False,
     arrays_key: str = ARRAYS_KEY,
     extra_key: str = EXTRA_KEY,
+    budget: DecodeBudget | None = None,
 ) -> tuple[NDArrays, Any]:
     """Read ``(weights, extra)`` back from a ``RecordDict`` written by :func:`to_record_dict`.
 
     Without ``packer`` the frame in the extra record names the packer. Every array is
-    validated; a missing record or frame, or a frame that is not last, raises
-    :class:`fedpack.PackingError`.
+    validated within ``budget`` (default: the packer's, else the default budget); a missing
+    record or frame, a frame that is not last, or an ``arrays_key`` record that does not hold
+    exactly the weights (the frame's weights section) raises :class:`fedpack.PackingError`.
     """
+    if arrays_key == extra_key:
+        raise PackingError(
+            f"from_record_dict: arrays_key and extra_key must differ, found both {arrays_key!r}"
+        )
+    limits = decoding_budget(packer, budget)
     array_records = getattr(record_dict, "array_records", None)
     if array_records is None:
         raise PackingError(f"expected a flwr RecordDict, found {describe(record_dict)}")
@@ -323,6 +354,7 @@ def from_record_dict(
         writable=writable,
         arrays_key=arrays_key,
         extra_key=extra_key,
+        budget=limits,
     )
 
 
@@ -334,25 +366,51 @@ def unpack_records(
     writable: bool = False,
     arrays_key: str = ARRAYS_KEY,
     extra_key: str = EXTRA_KEY,
+    budget: DecodeBudget | None = None,
 ) -> tuple[NDArrays, Any]:
     """``(weights, extra)`` from the weights record and the extras record of a message.
 
-    Without ``packer`` the frame in ``extras`` names the packer. The record keys are only used
-    in error messages.
+    Without ``packer`` the frame in ``extras`` names the packer. Every array is validated
+    within ``budget`` (default: the packer's, else the default budget), and ``arrays`` must
+    hold exactly the payload's weights section. The record keys are only used in error
+    messages.
     """
-    weights = from_array_record(arrays, writable=writable, what=arrays_key)
+    limits = decoding_budget(packer, budget)
+    weights = from_array_record(arrays, writable=writable, what=arrays_key, budget=limits)
     extra_keys = list(extras.keys())
     if FRAME_KEY in extra_keys[:-1]:
         raise PackingError(
             f"{extra_key}: expected the {FRAME_KEY!r} array last, found it at position "
             f"{extra_keys.index(FRAME_KEY)} of {len(extra_keys)}"
         )
-    extra_arrays = from_array_record(extras, writable=writable, what=extra_key)
-    return unpack_with(weights + extra_arrays, packer)
+    extra_arrays = from_array_record(extras, writable=writable, what=extra_key, budget=limits)
+    if extra_keys and extra_keys[-1] == FRAME_KEY:
+        frame = decode_frame(extra_arrays[-1], where=f"{extra_key}[{FRAME_KEY!r}]", budget=limits)
+        _check_split(frame.sections[0][1], len(weights), arrays_key, extra_key)
+    unpacked, extra = unpack_with(weights + extra_arrays, packer, limits)
+    if not (extra_keys and extra_keys[-1] == FRAME_KEY):  # no frame: the packer's split
+        _check_split(len(unpacked), len(weights), arrays_key, extra_key)
+    return unpacked, extra
 
 
-def record_packer(extras: ArrayRecord, *, extra_key: str = EXTRA_KEY) -> ParameterPacker[Any]:
-    """The packer that wrote an extras record, rebuilt from its frame (framed payloads only)."""
+def _check_split(expected: int, found: int, arrays_key: str, extra_key: str) -> None:
+    """The weights record must hold exactly the payload's weights section."""
+    if expected != found:
+        raise PackingError(
+            f"{arrays_key}: expected exactly the {expected} weight arrays of the payload, found "
+            f"{found}; the split between {arrays_key!r} and {extra_key!r} does not match the "
+            "payload's weights section"
+        )
+
+
+def record_packer(
+    extras: ArrayRecord, *, extra_key: str = EXTRA_KEY, budget: DecodeBudget | None = None
+) -> ParameterPacker[Any]:
+    """The packer that wrote an extras record, rebuilt from its frame (framed payloads only).
+
+    The frame is read within ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`), which the
+    rebuilt packer keeps, tightened by the frame's options.
+    """
     from .._api import packer_for_frame
 
     if FRAME_KEY not in extras:
@@ -360,8 +418,10 @@ def record_packer(extras: ArrayRecord, *, extra_key: str = EXTRA_KEY) -> Paramet
             f"{extra_key}: expected a {FRAME_KEY!r} array naming the packer, found the keys "
             f"{list(extras.keys())}; pass the packer explicitly for an unframed payload"
         )
-    frame_array = from_array(extras[FRAME_KEY], where=f"{extra_key}[{FRAME_KEY!r}]")
-    return packer_for_frame(decode_frame(frame_array, where=f"{extra_key}[{FRAME_KEY!r}]"))
+    where = f"{extra_key}[{FRAME_KEY!r}]"
+    limits = decoding_budget(None, budget)
+    frame_array = from_array(extras[FRAME_KEY], where=where, budget=limits)
+    return packer_for_frame(decode_frame(frame_array, where=where, budget=limits), budget=limits)
 
 
 def pop_extras(
@@ -370,6 +430,7 @@ def pop_extras(
     *,
     arrays_key: str = ARRAYS_KEY,
     extra_key: str = EXTRA_KEY,
+    budget: DecodeBudget | None = None,
 ) -> list[tuple[Message, T]]:
     """Read and remove the extra record of every reply, so a stock strategy sees only weights.
 
@@ -383,12 +444,16 @@ def pop_extras(
     :func:`fedpack.flwr.split_replies`.
     """
     read: list[tuple[Message, T]] = []
+    if arrays_key == extra_key:
+        raise PackingError(
+            f"pop_extras: arrays_key and extra_key must differ, found both {arrays_key!r}"
+        )
     for index, message in enumerate(replies):
         if message.has_error():
             continue
         try:
             _, extra = from_record_dict(
-                message.content, packer, arrays_key=arrays_key, extra_key=extra_key
+                message.content, packer, arrays_key=arrays_key, extra_key=extra_key, budget=budget
             )
         except PackingError as exc:
             src = getattr(getattr(message, "metadata", None), "src_node_id", "?")

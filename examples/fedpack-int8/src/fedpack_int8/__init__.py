@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import fedpack
-from fedpack.checks import array_list, describe
+from fedpack.checks import array_list, check_strings, describe
 from fedpack.frame import Sections
 
 __all__ = ["Int8Packer", "dequantize", "fedpack_register_packers", "fits", "quantize"]
@@ -73,7 +73,9 @@ def fits(scale: float, dtype: str) -> bool:
 
 def dequantize(q: fedpack.NDArray, scale: float, dtype: str) -> fedpack.NDArray:
     """``q * scale`` as ``dtype`` (a new array; 0-d stays a 0-d array, not a scalar)."""
-    result: fedpack.NDArray = np.asarray(q.astype(np.float64) * scale).astype(dtype)
+    product = q.astype(np.float64)  # one float64 temporary, scaled in place
+    product *= scale
+    result: fedpack.NDArray = product.astype(dtype, copy=False)
     return result
 
 
@@ -115,14 +117,23 @@ class Int8Packer(fedpack.ParameterPacker[fedpack.NDArrays]):
         self, sections: Sections, meta: Mapping[str, Any]
     ) -> tuple[fedpack.NDArrays, fedpack.NDArrays]:
         """Check every array against the trailer, then dequantize the weights."""
-        scales = _scales(sections.one("scales"), where=sections.where("scales"))
-        dtypes = _dtypes(sections.one("dtypes"), where=sections.where("dtypes"))
+        scales = _scales(sections.one("scales"), where=sections.where("scales"), budget=self.budget)
+        dtypes = _dtypes(sections.one("dtypes"), where=sections.where("dtypes"), budget=self.budget)
         sent, exact = sections["weights"], sections["exact"]
         if len(sent) != len(scales) or len(exact) != len(dtypes) - len(scales):
             raise fedpack.PackingError(
                 f"int8: expected {len(scales)} weights and {len(dtypes) - len(scales)} exact "
                 f"arrays (from the scales and dtypes arrays), found {len(sent)} and {len(exact)}"
             )
+        # what dequantizing allocates (a float64 temporary and the result per weight), checked
+        # against the receiver's budget before anything is built: O(number of arrays)
+        needed = sum(
+            array.size * (8 + np.dtype(dtype).itemsize)
+            for array, dtype in zip(sent, dtypes, strict=False)
+            if dtype in FLOAT_DTYPES
+        )
+        received = sum(a.nbytes for name in sections for a in sections[name])
+        self.budget.check_alloc(needed, received, what="int8: dequantized weights")
         weights: fedpack.NDArrays = []
         for index, (array, scale, dtype) in enumerate(zip(sent, scales, dtypes, strict=False)):
             where = f"int8: weight {index} ({sections.where('weights', index)})"
@@ -140,11 +151,16 @@ class Int8Packer(fedpack.ParameterPacker[fedpack.NDArrays]):
                     raise fedpack.PackingError(
                         f"{where}: scale {scale} overflows {dtype} (127 x scale is not finite)"
                     )
+                if scale == 0.0 and array.size and array.any():
+                    raise fedpack.PackingError(
+                        f"{where}: expected all-zero codes for scale 0 (an all-zero weight), "
+                        f"found {int(np.count_nonzero(array))} non-zero code(s)"
+                    )
                 weights.append(dequantize(array, scale, dtype))
             else:
                 if array.dtype.name != dtype or scale != 0.0:
                     raise fedpack.PackingError(
-                        f"{where}: expected a {dtype} array sent as is (scale 0), found "
+                        f"{where}: expected a {_cut(dtype)} array sent as is (scale 0), found "
                         f"{describe(array)} with scale {scale}"
                     )
                 weights.append(array)
@@ -153,7 +169,7 @@ class Int8Packer(fedpack.ParameterPacker[fedpack.NDArrays]):
             if array.dtype.name != dtype:
                 raise fedpack.PackingError(
                     f"int8: exact array {index} ({sections.where('exact', index)}): expected "
-                    f"dtype {dtype}, found {describe(array)}"
+                    f"dtype {_cut(dtype)}, found {describe(array)}"
                 )
         return weights, list(exact)
 
@@ -164,8 +180,8 @@ class Int8Packer(fedpack.ParameterPacker[fedpack.NDArrays]):
                 f"int8: expected the arrays followed by scales and dtypes, found {len(packed)} "
                 "array(s)"
             )
-        scales = _scales(packed[-2], where=f"array {len(packed) - 2}")
-        dtypes = _dtypes(packed[-1], where=f"array {len(packed) - 1}")
+        scales = _scales(packed[-2], where=f"array {len(packed) - 2}", budget=self.budget)
+        dtypes = _dtypes(packed[-1], where=f"array {len(packed) - 1}", budget=self.budget)
         exact = len(dtypes) - len(scales)
         weights = len(packed) - 2 - exact
         if exact < 0 or weights < 0:
@@ -183,11 +199,12 @@ class Int8Packer(fedpack.ParameterPacker[fedpack.NDArrays]):
         return [[], [np.linspace(-1, 1, 5, dtype=np.float32), np.array(3, dtype=np.int64)]]
 
 
-def _scales(array: fedpack.NDArray, *, where: str) -> list[float]:
+def _scales(array: fedpack.NDArray, *, where: str, budget: fedpack.DecodeBudget) -> list[float]:
     if array.dtype != np.float64 or array.ndim != 1:
         raise fedpack.PackingError(
             f"int8: scales ({where}): expected a 1-D float64 array, found {describe(array)}"
         )
+    budget.check_count(array.size, what=f"int8: scales ({where})")
     if not (np.isfinite(array).all() and (array >= 0).all()):
         raise fedpack.PackingError(
             f"int8: scales ({where}): expected finite non-negative scales, found {array!r:.120}"
@@ -196,14 +213,20 @@ def _scales(array: fedpack.NDArray, *, where: str) -> list[float]:
     return scales
 
 
-def _dtypes(array: fedpack.NDArray, *, where: str) -> list[str]:
+def _dtypes(array: fedpack.NDArray, *, where: str, budget: fedpack.DecodeBudget) -> list[str]:
     if array.dtype.kind != "U" or array.ndim != 1:
         raise fedpack.PackingError(
             f"int8: dtypes ({where}): expected a 1-D str array of dtype names, "
             f"found {describe(array)}"
         )
+    check_strings(array, budget, what=f"int8: dtypes ({where})")
     dtypes: list[str] = array.tolist()
     return dtypes
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """Sender-chosen text for a message, cut with an ellipsis past ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @fedpack.hookimpl

@@ -45,7 +45,9 @@ class LayerNamesPacker(fedpack.ParameterPacker[list[str]]):
         expect_sections(sections, _SECTIONS, what="layer_names")
         weights = sections["weights"]
         where = sections.where("layer_names")
-        names = names_from_array(sections.one("layer_names"), what="layer_names", where=where)
+        names = names_from_array(
+            sections.one("layer_names"), what="layer_names", where=where, budget=self.budget
+        )
         if len(names) != len(weights):
             raise PackingError(
                 f"layer_names ({where}): expected one name per weight array, "

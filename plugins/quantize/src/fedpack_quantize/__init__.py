@@ -39,7 +39,6 @@ from ._layout import Entry, encode_layout, parse_layout
 
 __all__ = [
     "BITS",
-    "DEFAULT_MAX_ELEMENTS",
     "ROUNDINGS",
     "QuantizePacker",
     "dequantize",
@@ -50,8 +49,6 @@ __all__ = [
 
 #: The values of the ``rounding`` option.
 ROUNDINGS = ("nearest", "stochastic")
-#: The largest element count a received array's declared shape may claim.
-DEFAULT_MAX_ELEMENTS = 1 << 31
 #: float16 results are rounded once more: add half an ulp (2**-11 relative) to the bound.
 _FLOAT16_SLACK = 2.0**-11
 _OWN = ("qscales", "qlayout")
@@ -99,7 +96,7 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
         inner: str | None = None,
         inner_options: Mapping[str, Any] | None = None,
         sections: Sequence[str] | None = None,
-        max_elements: int = DEFAULT_MAX_ELEMENTS,
+        max_elements: int | None = None,
         framed: bool = True,
     ) -> None:
         """Create the packer; see the class docstring for the options."""
@@ -112,7 +109,9 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
             raise ValueError(f"rounding: expected one of {ROUNDINGS}, found {rounding!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed: expected an int or None, found {describe(seed)}")
-        if isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 0:
+        if max_elements is not None and (
+            isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 0
+        ):
             raise ValueError(f"max_elements: expected a non-negative int, found {max_elements!r}")
         #: 8 or 4.
         self.bits = int(bits)
@@ -122,7 +121,7 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
         self.rounding = rounding
         #: The seed of stochastic rounding.
         self.seed = seed
-        self.max_elements = max_elements
+        self._max_elements = max_elements
         self._rng = np.random.default_rng(seed) if rounding == "stochastic" else None
         #: This instance's error bound, relative to each tensor's ``max|x|``.
         self.lossy_tolerance = error_bound(self.bits, rounding) + _FLOAT16_SLACK  # type: ignore[misc]
@@ -155,6 +154,22 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
         self.sections = chosen
         #: Quantized sections other than the weights make the extra data lossy too.
         self.lossy_extras = chosen != ["weights"]  # type: ignore[misc]
+        self.use_budget(None)
+
+    @property
+    def max_elements(self) -> int:
+        """The largest element count a received array may claim (the budget's ``max_elements``)."""
+        return self.budget.max_elements
+
+    def own_limits(self) -> dict[str, int]:
+        """``{"max_elements": n}`` when the packer was built with ``max_elements=n``."""
+        return {} if self._max_elements is None else {"max_elements": self._max_elements}
+
+    def use_budget(self, budget: fedpack.DecodeBudget | None, *, from_frame: bool = False) -> None:
+        """Decode within ``budget``; the inner packer too (a frame can only tighten it)."""
+        super().use_budget(budget, from_frame=from_frame)
+        if self.inner is not None:
+            self.inner.use_budget(self.budget, from_frame=from_frame)
 
     def __repr__(self) -> str:
         args = [f"bits={self.bits}", f"block={self.block}", f"rounding={self.rounding!r}"]

@@ -9,7 +9,7 @@ FL4Health's layout (``framed=False``) the split point must be given.
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, SupportsIndex
 
 import numpy as np
@@ -21,6 +21,7 @@ from fedpack.checks import array_list, describe, expect_sections
 __all__ = ["ScaffoldPacker", "fedpack_register_packers"]
 
 _SECTIONS = ("weights", "control_variates")
+_NUMERIC = frozenset("biufc")
 
 
 class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
@@ -68,6 +69,7 @@ class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
         control_variates = array_list(
             additional_parameters, what="scaffold: additional_parameters (control variates)"
         )
+        _check_numeric(control_variates, lambda i: f"additional_parameters[{i}]")
         return Encoded([("weights", model_weights), ("control_variates", control_variates)])
 
     def decode(self, sections: Sections, meta: Mapping[str, object]) -> tuple[NDArrays, NDArrays]:
@@ -79,6 +81,7 @@ class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
             len(weights),
             source=f"the payload's frame ({len(control_variates)} control variates)",
         )
+        _check_numeric(control_variates, lambda i: sections.where("control_variates", i))
         return weights, control_variates
 
     def split_unframed(self, packed: NDArrays) -> Sections:
@@ -117,6 +120,21 @@ class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
             raise PackingError(
                 f"scaffold: size_of_model_params is {expected} but {source} holds {found} "
                 f"weight arrays; the sender's model and this packer disagree"
+            )
+
+
+def _check_numeric(control_variates: NDArrays, where: Callable[[int], str]) -> None:
+    """Control variates are numbers: bool, integer, float or complex arrays (O(arrays))."""
+    checked = None  # the dtype last checked: control variates repeat a few dtypes
+    for index, array in enumerate(control_variates):
+        dtype = array.dtype
+        if dtype is checked:
+            continue
+        checked = dtype
+        if dtype.kind not in _NUMERIC:
+            raise PackingError(
+                f"scaffold: control variate ({where(index)}): expected a bool, integer, float "
+                f"or complex array, found {describe(array)}"
             )
 
 

@@ -21,7 +21,14 @@ import numpy as np
 
 import fedpack
 from fedpack import Encoded, NDArray, NDArrays, PackingError, Sections
-from fedpack.checks import array_list, describe, names_from_array, names_to_array, unique_names
+from fedpack.checks import (
+    array_list,
+    describe,
+    names_from_array,
+    names_to_array,
+    shorten,
+    unique_names,
+)
 from fedpack.frame import is_frame, read_frame
 
 from ._compact import (
@@ -68,7 +75,10 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
         else ``ValueError``). Written into the frame, so :func:`fedpack.unpack` rebuilds it.
         A packer of either encoding unpacks payloads of both.
     :param max_elements: the largest element count a tensor's shape may claim (checked before
-        anything is allocated); not sent.
+        anything is allocated); not sent. Default: the budget's ``max_elements`` (see
+        :class:`fedpack.DecodeBudget`, which also bounds the rank of a shape, the names and the
+        bytes :meth:`unpack_dense` may allocate). Given here, it replaces the budget's; read
+        from a frame (``fedpack.unpack``), it can only lower the receiver's.
     :param framed: ``False`` for FL4Health's exact layout.
     """
 
@@ -79,7 +89,7 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
         *,
         encoding: str = "coo",
         framed: bool = True,
-        max_elements: int = DEFAULT_MAX_ELEMENTS,
+        max_elements: int | None = None,
     ) -> None:
         """Create the packer; see the class docstring for the options."""
         super().__init__(framed=framed)
@@ -90,12 +100,30 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
                 "encoding='compact' needs framed=True: FL4Health's layout (framed=False) has no "
                 "frame to record each tensor's encoding"
             )
-        if isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 0:
-            raise ValueError(f"max_elements: expected a non-negative int, found {max_elements!r}")
+        if max_elements is not None and (
+            isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 0
+        ):
+            raise ValueError(
+                f"max_elements: expected a non-negative int, found {shorten(max_elements, 40)}"
+            )
         #: ``"coo"`` or ``"compact"``.
         self.encoding = encoding
-        #: The largest element count a tensor may claim.
-        self.max_elements = max_elements
+        self._max_elements = max_elements
+        self.use_budget(None)
+
+    @property
+    def max_elements(self) -> int:
+        """The largest element count a tensor may claim (the budget's ``max_elements``)."""
+        return self.budget.max_elements
+
+    @max_elements.setter
+    def max_elements(self, value: int) -> None:
+        self._max_elements = value
+        self.budget = self.budget.replace(max_elements=value)
+
+    def own_limits(self) -> dict[str, int]:
+        """``{"max_elements": n}`` when the packer was built with ``max_elements=n``."""
+        return {} if self._max_elements is None else {"max_elements": self._max_elements}
 
     # -- the plugin methods ----------------------------------------------------------------------
 
@@ -128,10 +156,12 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
 
     def decode(self, sections: Sections, meta: Mapping[str, Any]) -> tuple[NDArrays, SparseExtra]:
         """Validate every tensor and return ``(values, (indices, shapes, names))``."""
-        names = _names(sections)
+        names = _names(sections, self.budget)
         if _is_compact(sections):
-            tensors = _compact_tensors(sections, names, meta)
-            values, indices = decode_tensors(_WHAT, tensors, max_elements=self.max_elements)
+            tensors = _compact_tensors(sections, names, meta, self.budget)
+            values, indices = decode_tensors(
+                _WHAT, tensors, max_elements=self.max_elements, budget=self.budget
+            )
             return values, (indices, sections["shapes"], names)
         values, indices, shapes = sections["weights"], sections["indices"], sections["shapes"]
         check_all(
@@ -142,6 +172,7 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
             names,
             max_elements=self.max_elements,
             where=sections.where,
+            max_rank=self.budget.max_rank,
         )
         return values, (indices, shapes, names)
 
@@ -188,27 +219,32 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
 
         A compact payload is rebuilt straight from its compact arrays (no COO indices are
         built: the fast path). Unsent elements are zero, or keep ``base[name]``'s values
-        (``base`` is never modified).
+        (``base`` is never modified). Without ``base``, the dense tensors must fit the
+        budget's allocation allowance (``max(max_bytes, max_expansion * payload bytes)``),
+        checked before any is allocated.
         """
         sections, meta = self._sections(packed_parameters)
-        names = _names(sections)
+        names = _names(sections, self.budget)
         if _is_compact(sections):
-            tensors = _compact_tensors(sections, names, meta)
-            return names, rebuild_tensors(_WHAT, tensors, base, max_elements=self.max_elements)
+            tensors = _compact_tensors(sections, names, meta, self.budget)
+            return names, rebuild_tensors(
+                _WHAT, tensors, base, max_elements=self.max_elements, budget=self.budget
+            )
         values = sections["weights"]
         extra = (sections["indices"], sections["shapes"], names)
-        dense = densify(values, extra, base=base, max_elements=self.max_elements)
+        dense = densify(values, extra, base=base, budget=self.budget)
         return names, [dense[name] for name in names]
 
     def _sections(self, packed_parameters: NDArrays) -> tuple[Sections, Mapping[str, Any]]:
         packed = array_list(packed_parameters, what="packed_parameters")
+        self.budget.check_count(len(packed), what="packed_parameters")
         if not self.framed:
             if packed and is_frame(packed[-1]):
                 raise PackingError(
                     f"{_WHAT} was built with framed=False but the payload ends in a fedpack frame"
                 )
             return self.split_unframed(packed), {}
-        frame = read_frame(packed)
+        frame = read_frame(packed, budget=self.budget)
         if frame.packer != self.name:
             raise PackingError(
                 f"expected a payload of packer {self.name!r}, found one packed by {frame.packer!r}"
@@ -256,14 +292,14 @@ def _is_compact(sections: Sections) -> bool:
     return "positions" in tuple(sections)
 
 
-def _names(sections: Sections) -> list[str]:
+def _names(sections: Sections, budget: fedpack.DecodeBudget) -> list[str]:
     expected = _COMPACT if _is_compact(sections) else _COO
     if tuple(sections) != expected:
         raise PackingError(
-            f"{_WHAT}: expected the sections {list(expected)}, found {list(sections)}"
+            f"{_WHAT}: expected the sections {list(expected)}, found {shorten(list(sections))}"
         )
     return names_from_array(
-        sections.one("names"), what=f"{_WHAT} names", where=sections.where("names")
+        sections.one("names"), what=f"{_WHAT} names", where=sections.where("names"), budget=budget
     )
 
 
@@ -274,9 +310,16 @@ def fedpack_register_packers(register: fedpack.hookspecs.RegisterPacker) -> None
 
 
 def _compact_tensors(
-    sections: Sections, names: list[str], meta: Mapping[str, Any]
+    sections: Sections, names: list[str], meta: Mapping[str, Any], budget: fedpack.DecodeBudget
 ) -> list[CompactTensor]:
     """The per-tensor compact parts of a compact payload, checked against the frame meta."""
     return compact_tensors(
-        _WHAT, sections["weights"], sections["positions"], sections["shapes"], names, meta
+        _WHAT,
+        sections["weights"],
+        sections["positions"],
+        sections["shapes"],
+        names,
+        meta,
+        max_rank=budget.max_rank,
+        max_elements=budget.max_elements,
     )

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedpack import NDArray, NDArrays, PackingError
-from fedpack.checks import describe
+from fedpack import DecodeBudget, NDArray, NDArrays, PackingError
+from fedpack.checks import describe, shorten
 
 from ._kernels import ENCODINGS, coo_from_flat, decode_compact, encode_compact, rebuild_from_compact
-from ._validate import check_counts, check_shape, label
+from ._validate import MAX_RANK, check_counts, check_shape, dense_bytes, label, payload_bytes
 
 __all__ = [
     "CompactTensor",
@@ -84,6 +84,9 @@ def compact_tensors(
     shapes: NDArrays,
     names: list[str],
     meta: Mapping[str, Any],
+    *,
+    max_rank: int = MAX_RANK,
+    max_elements: int | None = None,
 ) -> list[CompactTensor]:
     """Pair each tensor's arrays with its encoding, checking the meta and the counts."""
     check_counts(what, len(weights), len(weights), len(shapes), len(names))
@@ -107,7 +110,9 @@ def compact_tensors(
     out: list[CompactTensor] = []
     j = 0
     for i, (encoding, shape) in enumerate(zip(encodings, shapes, strict=True)):
-        dims = check_shape(shape, label(what, names, i))
+        dims = check_shape(
+            shape, label(what, names, i), max_rank=max_rank, max_elements=max_elements
+        )
         if encoding == "dense":
             arrays = [weights[i]]
         else:
@@ -118,9 +123,27 @@ def compact_tensors(
 
 
 def decode_tensors(
-    what: str, tensors: Sequence[CompactTensor], *, max_elements: int
+    what: str,
+    tensors: Sequence[CompactTensor],
+    *,
+    max_elements: int,
+    budget: DecodeBudget | None = None,
 ) -> tuple[NDArrays, NDArrays]:
-    """``(values, indices)`` in FL4Health's COO form, every tensor validated."""
+    """``(values, indices)`` in FL4Health's COO form, every tensor validated.
+
+    With ``budget``, the int64 index matrices to be built (one row per sent element, one
+    column per dimension) are checked against its allocation allowance first.
+    """
+    if budget is not None:
+        nbytes = received = 0
+        for _, _, arrays, dims in tensors:
+            last = arrays[-1]  # the values (at most one index row each), or the dense tensor
+            if last.ndim == 1:
+                nbytes += 8 * last.shape[0] * len(dims)
+            for array in arrays:
+                received += array.nbytes
+        if nbytes > budget.max_bytes:
+            budget.check_alloc(nbytes, received, what=f"{what}: COO indices")
     values: NDArrays = []
     indices: NDArrays = []
     for i, (name, encoding, arrays, dims) in enumerate(tensors):
@@ -130,7 +153,9 @@ def decode_tensors(
             )
             indices.append(coo_from_flat(flat, dims))
         except PackingError as exc:
-            raise PackingError(f"{what}: tensor {name!r} (#{i}, {encoding}): {exc}") from None
+            raise PackingError(
+                f"{what}: tensor {shorten(name, 80)} (#{i}, {encoding}): {exc}"
+            ) from None
         values.append(v)
     return values, indices
 
@@ -141,17 +166,32 @@ def rebuild_tensors(
     base: Mapping[str, NDArray] | None,
     *,
     max_elements: int,
+    budget: DecodeBudget | None = None,
 ) -> list[NDArray]:
-    """Dense arrays straight from the compact form (no COO indices are built)."""
+    """Dense arrays straight from the compact form (no COO indices are built).
+
+    With ``budget``, the dense tensors rebuilt without a ``base`` (a base is the receiver's
+    own memory) are checked against its allocation allowance, as a running total, before each
+    one is allocated.
+    """
+    meter = budget is not None and base is None
+    received = payload_bytes(*(arrays for _, _, arrays, _ in tensors)) if meter else 0
+    used = 0
     out: list[NDArray] = []
     for i, (name, encoding, arrays, dims) in enumerate(tensors):
         start = None if base is None else base_for(what, base, name, i)
+        where = f"{what}: tensor {shorten(name, 80)} (#{i}, {encoding})"
+        if budget is not None and start is None:
+            count = dense_bytes([dims], [1])
+            if count <= max_elements:  # a larger shape gets the kernel's max_elements message
+                used += count * arrays[-1].dtype.itemsize
+                budget.check_alloc(used, received, what=f"{where}: dense tensors up to here")
         try:
             out.append(
                 rebuild_from_compact(encoding, arrays, dims, base=start, max_elements=max_elements)
             )
         except PackingError as exc:
-            raise PackingError(f"{what}: tensor {name!r} (#{i}, {encoding}): {exc}") from None
+            raise PackingError(f"{where}: {exc}") from None
     return out
 
 
@@ -159,12 +199,13 @@ def base_for(what: str, base: Mapping[str, NDArray], name: str, index: int) -> N
     """The base array of tensor ``name``; an error if ``base`` has none."""
     if name not in base:
         raise PackingError(
-            f"{what}: tensor {name!r} (#{index}) was received but base has no array of that "
+            f"{what}: tensor {shorten(name, 80)} (#{index}) was received but base has no array "
+            "of that "
             f"name (base holds {len(base)} arrays)"
         )
     array = base[name]
     if not isinstance(array, np.ndarray):
         raise PackingError(
-            f"{what}: base[{name!r}]: expected a numpy array, found {describe(array)}"
+            f"{what}: base[{shorten(name, 80)}]: expected a numpy array, found {describe(array)}"
         )
     return array

@@ -25,19 +25,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedpack import NDArray, NDArrays, PackingError
+from fedpack import DEFAULT_BUDGET, DecodeBudget, NDArray, NDArrays, PackingError
 from fedpack.checks import array_list, describe, unique_names
 
 from ._compact import base_for
 from ._kernels import (
-    DEFAULT_MAX_ELEMENTS,
     coo_from_flat,
     extract_coo,
     extract_flat,
     extract_selected,
     rebuild_dense,
 )
-from ._validate import check_all, label
+from ._validate import check_all, dense_bytes, label, payload_bytes
 
 __all__ = ["densify", "extract_coo_info", "sparsify", "to_numpy"]
 
@@ -163,13 +162,17 @@ def densify(
     extra: SparseExtra,
     *,
     base: Mapping[str, NDArray] | None = None,
-    max_elements: int = DEFAULT_MAX_ELEMENTS,
+    max_elements: int | None = None,
+    budget: DecodeBudget | None = None,
 ) -> dict[str, NDArray]:
     """Dense arrays ``{name: array}`` from FL4Health's sparse COO data (what unpack returns).
 
     Every tensor is checked (counts, dtypes, shapes, every index in bounds, no position twice)
-    and a shape of more than ``max_elements`` elements is refused before anything is
-    allocated. Unsent elements are zero (FL4Health's ``to_dense()``), or, with ``base``, keep
+    and a shape of more than ``max_elements`` elements (default: ``budget``'s, itself
+    :data:`fedpack.DEFAULT_BUDGET` by default) or ``budget.max_rank`` dimensions is refused
+    before anything is allocated; without ``base``, the dense arrays together must fit the
+    budget's allocation allowance (``max(max_bytes, max_expansion * bytes received)``).
+    Unsent elements are zero (FL4Health's ``to_dense()``), or, with ``base``, keep
     ``base[name]``'s value (same shape and dtype as the values; ``base`` is never modified).
     Only the tensors received are returned; merge with ``{**base, **densify(...)}``.
     """
@@ -183,7 +186,21 @@ def densify(
     values = array_list(values, what=f"{what}: values")
     indices = array_list(indices, what=f"{what}: indices")
     shapes = array_list(shapes, what=f"{what}: shapes")
-    check_all(what, values, indices, shapes, names, max_elements=max_elements)
+    limits = DEFAULT_BUDGET if budget is None else budget
+    if max_elements is not None:
+        limits = limits.replace(max_elements=max_elements)
+    max_elements = limits.max_elements
+    limits.check_count(len(values), what=f"{what}: values")
+    check_all(
+        what, values, indices, shapes, names, max_elements=max_elements, max_rank=limits.max_rank
+    )
+    if base is None:
+        dims = [tuple(int(d) for d in s.tolist()) for s in shapes]
+        limits.check_alloc(
+            dense_bytes(dims, [v.dtype.itemsize for v in values]),
+            payload_bytes(values, indices, shapes),
+            what=f"{what}: dense tensors",
+        )
     out: dict[str, NDArray] = {}
     for i, (v, idx, shape, name) in enumerate(zip(values, indices, shapes, names, strict=True)):
         start = None if base is None else base_for(what, base, name, i)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from fedpack import NDArray, NDArrays, PackingError
-from fedpack.checks import describe
+from fedpack import DEFAULT_BUDGET, NDArray, NDArrays, PackingError
+from fedpack.checks import describe, shorten
 
 from ._kernels import flat_from_coo
 
@@ -23,17 +23,21 @@ __all__ = [
     "check_shape",
     "check_tensor",
     "check_values",
+    "dense_bytes",
     "label",
+    "payload_bytes",
 ]
 
 #: ``(section, index) -> "array 12, indices[3]"`` for messages about a received payload.
 Where = Callable[[str, int], str]
 
 _NUMERIC = frozenset("biufc")
+#: The default largest rank of a tensor shape (the default budget's ``max_rank``).
+MAX_RANK = DEFAULT_BUDGET.max_rank
 
 
 def _label(what: str, names: Sequence[str] | None, index: int, where: str | None) -> str:
-    name = f" {names[index]!r}" if names is not None and index < len(names) else ""
+    name = f" {shorten(names[index], 80)}" if names is not None and index < len(names) else ""
     place = f", {where}" if where else ""
     return f"{what}: tensor{name} (#{index}{place})"
 
@@ -62,20 +66,36 @@ def check_values(values: NDArray, label: str) -> None:
         )
 
 
-def check_shape(shape: NDArray, label: str) -> tuple[int, ...]:
+def check_shape(
+    shape: NDArray, label: str, *, max_rank: int = MAX_RANK, max_elements: int | None = None
+) -> tuple[int, ...]:
     """A 1-D integer array of non-negative sizes (FL4Health's ``np.array(list(x.shape))``).
 
     The empty float64 array ``np.array([])`` (FL4Health's shape of a 0-d tensor) is accepted.
+    At most ``max_rank`` dimensions (checked before the sizes are read: a shape of thousands of
+    dimensions of size 1 claims one element but would cost an index column per dimension).
+    With ``max_elements``, no single dimension may exceed it (an empty shape such as
+    ``(0, 2**62)`` claims no element but is no tensor numpy can build).
     """
     if shape.ndim != 1 or (shape.size and shape.dtype.kind not in "iu"):
         raise PackingError(f"{label}: shape: expected a 1-D integer array, found {describe(shape)}")
     if shape.size == 0 and shape.dtype.kind not in "iuf":
         raise PackingError(f"{label}: shape: expected a 1-D integer array, found {describe(shape)}")
+    if shape.size > max_rank:
+        raise PackingError(
+            f"{label}: shape: expected at most {max_rank} dimensions (budget max_rank), "
+            f"found {shape.size}"
+        )
     dims = tuple(int(d) for d in shape.tolist())
     for axis, size in enumerate(dims):
         if size < 0:
             raise PackingError(
                 f"{label}: shape: expected non-negative sizes, found {size} in dimension {axis}"
+            )
+        if max_elements is not None and size > max_elements:
+            raise PackingError(
+                f"{label}: shape: expected at most {max_elements} elements (max_elements), found "
+                f"{size} in dimension {axis}; refusing to allocate"
             )
     return dims
 
@@ -87,6 +107,7 @@ def check_tensor(
     label: str,
     *,
     max_elements: int,
+    max_rank: int = MAX_RANK,
 ) -> npt.NDArray[np.intp]:
     """Check one COO tensor; return its flat C-order positions (in the rows' order).
 
@@ -94,7 +115,7 @@ def check_tensor(
     ``ndim == len(shape)``; shape 1-D non-negative; every index inside its dimension.
     """
     check_values(values, label)
-    dims = check_shape(shape, label)
+    dims = check_shape(shape, label, max_rank=max_rank, max_elements=max_elements)
     if indices.ndim != 2 or indices.shape != (values.shape[0], len(dims)):
         raise PackingError(
             f"{label}: indices: expected shape ({values.shape[0]}, {len(dims)}) (one row per "
@@ -119,16 +140,33 @@ def check_all(
     *,
     max_elements: int,
     where: Where | None = None,
+    max_rank: int = MAX_RANK,
 ) -> list[npt.NDArray[np.intp]]:
     """Check every tensor (counts first); return the flat positions of each."""
     check_counts(what, len(values), len(indices), len(shapes), len(names))
     flats = []
     for i, (v, idx, s) in enumerate(zip(values, indices, shapes, strict=True)):
         label = _label(what, names, i, where("weights", i) if where else None)
-        flats.append(check_tensor(v, idx, s, label, max_elements=max_elements))
+        flats.append(check_tensor(v, idx, s, label, max_elements=max_elements, max_rank=max_rank))
     return flats
 
 
 def label(what: str, names: Sequence[str] | None, index: int, where: str | None = None) -> str:
     """The prefix of a message about tensor ``index``: ``"what: tensor 'fc.w' (#3, array 7)"``."""
     return _label(what, names, index, where)
+
+
+def payload_bytes(*groups: Sequence[NDArray]) -> int:
+    """Bytes of the received arrays (what a payload's allocation allowance is measured by)."""
+    return sum(int(a.nbytes) for group in groups for a in group)
+
+
+def dense_bytes(shapes: Sequence[tuple[int, ...]], itemsizes: Sequence[int]) -> int:
+    """Bytes of dense tensors of these (checked) shapes and item sizes."""
+    total = 0
+    for dims, itemsize in zip(shapes, itemsizes, strict=True):
+        count = 1
+        for d in dims:
+            count *= d
+        total += count * itemsize
+    return total

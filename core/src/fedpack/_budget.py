@@ -1,0 +1,183 @@
+"""The decoding budget: how much a received payload may make the receiver spend.
+
+A server unpacks whatever its clients send. Every decoding path (the npy codec, the frame, the
+packers, :func:`fedpack.unpack`, the Flower helpers) checks the payload against ONE
+:class:`DecodeBudget`, set by the receiver, *before* anything is allocated for it. The checks
+look at array counts, shapes, dtypes and header fields, never at every byte: they cost
+O(number of arrays), not O(payload size).
+
+The defaults (:data:`DEFAULT_BUDGET`) are safe for a server facing untrusted clients and large
+enough for every model in the benchmarks (GPT-2 included):
+
+====================  ==============  =============================================================
+field                 default         what it bounds
+====================  ==============  =============================================================
+``max_arrays``        10,000          arrays in one payload (weights, extras and frame together),
+                                      names in a names array, entries of a dtype or scale list
+``max_sections``      64              sections a frame may declare (a composition adds its parts')
+``max_rank``          16              dimensions of one array or of one claimed tensor shape
+``max_elements``      2**31           elements one array or one claimed tensor shape may hold
+``max_bytes``         64 MiB          bytes the receiver may allocate for one payload whatever its
+                                      size (dense rebuilds, index matrices, dequantized weights)
+``max_expansion``     64              ... and beyond ``max_bytes``: at most this many times the
+                                      payload's own bytes
+``max_string_width``  1,024           characters of one string element (a tensor or layer name,
+                                      a dtype name); zero-width strings are always refused
+``max_name_length``   128             characters of a packer or section name in a frame
+``max_frame_bytes``   1 MiB           bytes of the frame array
+====================  ==============  =============================================================
+
+So a payload of ``n`` bytes can never make the receiver allocate more than
+``max(max_bytes, max_expansion * n)`` bytes (plus any ``base`` the receiver supplies itself), and
+a tiny payload claiming a huge tensor is refused with a :class:`fedpack.PackingError` at once.
+
+The receiver sets the budget: ``fedpack.get_packer(name, budget=...)``,
+``fedpack.unpack(packed, budget=...)``, the Flower helpers' ``budget=``. A payload's frame can
+only *tighten* it: options read from a frame (a ``max_elements`` of ``sparse_coo``, in a plain
+or a composed payload) never raise a limit above the receiver's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import PackingError
+
+__all__ = ["DEFAULT_BUDGET", "DecodeBudget"]
+
+_FIELDS = (
+    "max_arrays",
+    "max_sections",
+    "max_rank",
+    "max_elements",
+    "max_bytes",
+    "max_expansion",
+    "max_string_width",
+    "max_name_length",
+    "max_frame_bytes",
+)
+
+
+@dataclass(frozen=True)
+class DecodeBudget:
+    """Limits on what one received payload may make the receiver allocate or process.
+
+    Every field is a non-negative ``int``; see the module documentation for the table of
+    defaults. Build a looser or tighter budget with keyword arguments
+    (``DecodeBudget(max_elements=2**33)``) or from another one with :meth:`replace`.
+    """
+
+    #: Arrays in one payload; also names in a names array and entries of a per-array list.
+    max_arrays: int = 10_000
+    #: Sections one frame may declare.
+    max_sections: int = 64
+    #: Dimensions of one array or of one claimed tensor shape.
+    max_rank: int = 16
+    #: Elements of one array or of one claimed tensor shape.
+    max_elements: int = 1 << 31
+    #: Bytes the receiver may allocate for one payload, whatever the payload's size.
+    max_bytes: int = 64 << 20
+    #: Beyond :attr:`max_bytes`, at most this many times the payload's own bytes.
+    max_expansion: int = 64
+    #: Characters of one string element (a tensor, layer or dtype name).
+    max_string_width: int = 1024
+    #: Characters of a packer or section name in a frame.
+    max_name_length: int = 128
+    #: Bytes of the frame array.
+    max_frame_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"DecodeBudget.{name}: expected a non-negative int, found {value!r}"
+                )
+
+    def replace(self, **limits: int) -> DecodeBudget:
+        """A copy with the given fields set (looser or tighter)."""
+        return dataclasses.replace(self, **limits)
+
+    def tighten(self, other: DecodeBudget | None = None, /, **limits: int) -> DecodeBudget:
+        """A copy where each field is the smaller of this budget's and ``other``'s / ``limits``'.
+
+        ``budget.tighten(max_elements=n)`` can lower ``max_elements`` but never raise it.
+        """
+        merged = {name: getattr(self, name) for name in _FIELDS}
+        if other is not None:
+            for name in _FIELDS:
+                merged[name] = min(merged[name], getattr(other, name))
+        for name, value in limits.items():
+            if name not in merged:
+                raise TypeError(f"DecodeBudget.tighten: unknown limit {name!r}")
+            merged[name] = min(merged[name], value)
+        return DecodeBudget(**merged)
+
+    def allowance(self, payload_bytes: int) -> int:
+        """Bytes a payload of ``payload_bytes`` bytes may make the receiver allocate."""
+        return max(self.max_bytes, self.max_expansion * payload_bytes)
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def check_count(self, count: int, *, what: str) -> None:
+        """Refuse more than :attr:`max_arrays` arrays (or names, or list entries)."""
+        if count > self.max_arrays:
+            raise PackingError(
+                f"{what}: expected at most {self.max_arrays} entries (budget max_arrays), "
+                f"found {count}"
+            )
+
+    def check_shape(self, shape: tuple[int, ...], *, what: str) -> int:
+        """Refuse a shape of more than :attr:`max_rank` dimensions or :attr:`max_elements`.
+
+        Returns the element count (computed with Python ints: no overflow).
+        """
+        if len(shape) > self.max_rank:
+            raise PackingError(
+                f"{what}: expected at most {self.max_rank} dimensions (budget max_rank), "
+                f"found {len(shape)}"
+            )
+        count = 1
+        for axis, size in enumerate(shape):
+            if size > self.max_elements:
+                raise PackingError(
+                    f"{what}: expected at most {self.max_elements} elements (budget "
+                    f"max_elements), found {size} in dimension {axis}; refusing to allocate"
+                )
+            count *= size
+        if count > self.max_elements:
+            raise PackingError(
+                f"{what}: expected at most {self.max_elements} elements (budget max_elements), "
+                f"found {count} for a shape of {len(shape)} dimensions; refusing to allocate"
+            )
+        return count
+
+    def check_alloc(self, nbytes: int, payload_bytes: int, *, what: str) -> None:
+        """Refuse to allocate ``nbytes`` for a payload of ``payload_bytes`` bytes."""
+        allowed = self.allowance(payload_bytes)
+        if nbytes > allowed:
+            raise PackingError(
+                f"{what}: the payload ({payload_bytes} bytes) would make the receiver allocate "
+                f"{nbytes} bytes, expected at most {allowed} (budget max_bytes={self.max_bytes}, "
+                f"max_expansion={self.max_expansion}); refusing to allocate"
+            )
+
+
+#: The budget used when the receiver sets none (see the module documentation).
+DEFAULT_BUDGET = DecodeBudget()
+
+
+def budget_or_default(budget: object) -> DecodeBudget:
+    """``budget``, or :data:`DEFAULT_BUDGET` for ``None``; a ``TypeError`` for anything else."""
+    if budget is None:
+        return DEFAULT_BUDGET
+    if not isinstance(budget, DecodeBudget):
+        raise TypeError(f"budget: expected a fedpack.DecodeBudget or None, found {budget!r:.80}")
+    return budget
+
+
+def limits_of(budget: DecodeBudget) -> dict[str, Any]:
+    """The fields of ``budget`` as a dict (for reprs and tests)."""
+    return {name: getattr(budget, name) for name in _FIELDS}
