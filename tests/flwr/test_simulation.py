@@ -24,6 +24,8 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideAdaptiveClipping,
+    DifferentialPrivacyServerSideFixedClipping,
     FedAvg,
 )
 from flwr.simulation import run_simulation
@@ -156,6 +158,43 @@ def test_fixed_clipping_mod() -> None:
     strategy, result = simulate(make, sim_apps.fixed_clipping_app)
     assert rounds_completed(result) == [1, 2]
     assert strategy.failures == {1: [], 2: []}
+
+
+@pytest.mark.parametrize("kind", ["fixed", "adaptive"])
+def test_scaffold_around_flowers_server_side_dp_wrapper(kind: str) -> None:
+    """The wrapper clips and noises the weights alone; SCAFFOLD updates its control variates."""
+    wrappers: list[Any] = []
+
+    def make() -> tuple[Any, Any]:
+        dp: Any
+        if kind == "fixed":
+            dp = DifferentialPrivacyServerSideFixedClipping(
+                FedAvg(**FEDAVG),
+                noise_multiplier=0.01,
+                clipping_norm=0.05,
+                num_sampled_clients=NODES,
+            )
+        else:
+            dp = DifferentialPrivacyServerSideAdaptiveClipping(
+                FedAvg(**FEDAVG),
+                noise_multiplier=0.01,
+                num_sampled_clients=NODES,
+                initial_clipping_norm=0.05,
+            )
+        wrappers.append(dp)
+        return both(fpf.Scaffold(strategy=dp))
+
+    strategy, result = simulate(make, sim_apps.plain_app)
+    assert rounds_completed(result) == [1, 2]
+    assert strategy.failures == {1: [], 2: []}
+    assert list(result.arrays.keys()) == ["fc.weight", "fc.bias"]
+    assert np.abs(strategy.control_variates["fc.weight"]).sum() > 0
+    # each round moves the model (from zeros) by at most the clipping bound, plus tiny noise;
+    # unclipped, one round of local training moves it by about 0.5
+    moved = np.sqrt(sum(np.sum(a.numpy() ** 2) for a in result.arrays.values()))
+    assert 0 < moved < ROUNDS * 0.05 * 1.25 + 0.01
+    if kind == "adaptive":
+        assert wrappers[0].clipping_norm != 0.05  # the wrapper adapted its bound
 
 
 def test_packed_strategy_with_a_third_party_packer() -> None:

@@ -315,3 +315,105 @@ def test_a_packer_that_quantizes_the_weights_through_packed_strategy() -> None:
     assert new is not None
     assert np.allclose(new["w"].numpy(), 2.0, atol=0.05)  # averaged decoded floats
     assert strategy.failures[1] == []
+
+
+def server_side_dp(kind: str, inner: Any, clipping_norm: float = 1.0) -> Any:
+    """Flower's server-side DP wrapper ``kind`` around ``inner``, without noise."""
+    from flwr.serverapp.strategy import (
+        DifferentialPrivacyServerSideAdaptiveClipping,
+        DifferentialPrivacyServerSideFixedClipping,
+    )
+
+    if kind == "fixed":
+        return DifferentialPrivacyServerSideFixedClipping(
+            inner, noise_multiplier=0.0, clipping_norm=clipping_norm, num_sampled_clients=2
+        )
+    return DifferentialPrivacyServerSideAdaptiveClipping(
+        inner, noise_multiplier=0.0, num_sampled_clients=2, initial_clipping_norm=clipping_norm
+    )
+
+
+def scaffold_replies(strategy: Any, start: ArrayRecord) -> list[Message]:
+    """Two replies to round 1: weights 3.0 (norm 6 from zeros), control variate updates 2, 4."""
+    sent = by_node(strategy.configure_train(1, start, ConfigRecord(), FakeGrid([1, 2])))
+    return [
+        reply(sent[1], [np.full(4, 3.0, np.float32)], [np.full(4, 2.0)], num_examples=1),
+        reply(sent[2], [np.full(4, 3.0, np.float32)], [np.full(4, 4.0)], num_examples=1),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["fixed", "adaptive"])
+def test_scaffold_delegates_the_weights_to_flowers_server_side_dp_wrapper(kind: str) -> None:
+    start = arrays(w=np.zeros(4, np.float32))
+    bare = server_side_dp(kind, Scaffold(min_available_nodes=2))
+    with pytest.raises(ValueError, match=r"zip\(\)"):  # Flower clips fedpack's record too
+        bare.aggregate_train(1, scaffold_replies(bare, start))
+
+    dp = server_side_dp(kind, FedAvg(min_available_nodes=2))
+    strategy = Scaffold(server_learning_rate=0.5, strategy=dp)
+    replies = scaffold_replies(strategy, start)
+    assert dp.current_arrays is start  # the wrapper's configure_train ran
+    new, metrics = strategy.aggregate_train(1, replies)
+    assert new is not None
+    assert metrics is not None
+    # clipped by Flower to norm 1 (0.5 each), then SCAFFOLD's step: 0 + 0.5 * (0.5 - 0)
+    assert np.allclose(new["w"].numpy(), 0.25)
+    assert new["w"].numpy().dtype == np.float32
+    # c = 0 + 2 / 2 * mean(2, 4): the control variate updates are not clipped
+    assert np.allclose(strategy.control_variates["w"], 3.0)
+    assert strategy.failures == {1: []}
+    if kind == "adaptive":
+        assert dp.clipping_norm != 1.0  # the wrapper adapted its bound (both replies clipped)
+    again = next(iter(strategy.configure_train(2, new, ConfigRecord(), FakeGrid([1, 2]))))
+    assert dp.current_arrays is new
+    assert np.allclose(from_record_dict(again.content)[1][0], 3.0)
+
+
+def test_a_bad_reply_through_the_dp_wrapper_is_a_failure_and_skips_the_round() -> None:
+    """Flower's DP wrappers aggregate nothing when a reply failed; fedpack keeps c then."""
+    strategy = Scaffold(strategy=server_side_dp("fixed", FedAvg(min_available_nodes=2)))
+    good, bad = scaffold_replies(strategy, arrays(w=np.zeros(4, np.float32)))
+    del bad.content[EXTRA_KEY]  # an old client
+    assert strategy.aggregate_train(1, [good, bad]) == (None, None)
+    assert [f.node_id for f in strategy.failures[1]] == [2]
+    assert np.allclose(strategy.control_variates["w"], 0.0)
+
+
+def test_the_other_strategies_delegate_too() -> None:
+    dp = server_side_dp("fixed", FedAvg(min_available_nodes=2, weighted_by_key="n"))
+    strategy = AdaptiveConstraint(initial_constraint_weight=0.3, strategy=dp)
+    assert strategy.weighted_by_key == "n"  # read from the inner FedAvg
+    sent = by_node(
+        strategy.configure_train(1, arrays(w=np.zeros(1)), ConfigRecord(), FakeGrid([1, 2]))
+    )
+    assert from_record_dict(sent[1].content)[1] == 0.3
+    replies = [
+        reply(sent[1], [np.full(1, 5.0)], 1.0, metrics={"n": 1}),
+        reply(sent[2], [np.full(1, 5.0)], 2.0, metrics={"n": 3}),
+    ]
+    new, _ = strategy.aggregate_train(1, replies)
+    assert new is not None
+    assert np.allclose(new["w"].numpy(), 1.0)  # clipped by the wrapper
+    assert strategy.losses == {1: 1.75}
+    clipping = ClippingBitFedAvg(strategy=server_side_dp("adaptive", FedAvg()))
+    assert clipping.strategy is not None
+
+
+def test_inner_strategy_errors() -> None:
+    with pytest.raises(TypeError, match=r"PartialExchange: cannot take strategy=: it averages"):
+        PartialExchange(strategy=FedAvg())
+    with pytest.raises(
+        TypeError, match=r"Scaffold: with strategy=, FedAvg's options belong to the inner"
+    ):
+        Scaffold(strategy=FedAvg(), min_available_nodes=2)
+    with pytest.raises(
+        TypeError,
+        match=r"Scaffold: strategy: expected a strategy that aggregates the weights alone, found "
+        r"the fedpack strategy AdaptiveConstraint inside \(DifferentialPrivacyServerSide"
+        r"FixedClipping -> AdaptiveConstraint\)",
+    ):
+        Scaffold(strategy=server_side_dp("fixed", AdaptiveConstraint()))
+    with pytest.raises(TypeError, match=r"PackedStrategy: strategy: .* the fedpack strategy"):
+        PackedStrategy(Scaffold(), "echo")
+    with pytest.raises(TypeError, match=r"Scaffold: strategy: expected a Flower Strategy"):
+        Scaffold(strategy="FedAvg")  # type: ignore[arg-type]

@@ -10,8 +10,12 @@ This module imports flwr; :mod:`fedpack.flwr` imports it only when one of its na
 - :func:`dp_fedavg_adaptive_clipping`: DP-FedAvg with adaptive clipping, Flower's
   ``DifferentialPrivacyClientSideAdaptiveClipping`` around :class:`ClippingBitFedAvg`.
 
-They are Flower strategies: Flower's wrappers (the DP ones included) wrap them, and
-``strategy.start(grid=..., initial_arrays=...)`` runs them.
+They are Flower strategies, run by ``strategy.start(grid=..., initial_arrays=...)``. Flower's
+wrappers that leave the replies' ArrayRecords alone (the client-side DP ones) wrap them. The
+server-side DP wrappers clip every ArrayRecord of a reply, fedpack's extras too, so they go
+inside: ``Scaffold(strategy=DifferentialPrivacyServerSideFixedClipping(FedAvg(), ...))`` (and
+``PackedStrategy(wrapper, packer)``) takes the extras off the replies first and lets the
+wrapper aggregate the weights alone.
 """
 
 from __future__ import annotations
@@ -94,6 +98,43 @@ def attach_extras(
     return out
 
 
+def _check_inner(owner: str, strategy: Strategy) -> None:
+    """Refuse an inner strategy that is not a Flower strategy or holds a fedpack strategy.
+
+    Walks the ``.strategy`` chain of wrappers (Flower's wrappers keep their inner strategy
+    there): a fedpack strategy inside another would wait for extras the outer one took off.
+    """
+    if not isinstance(strategy, Strategy):
+        raise TypeError(
+            f"{owner}: strategy: expected a Flower Strategy (e.g. FedAvg, or Flower's DP wrapper "
+            f"around it), found {describe(strategy)}"
+        )
+    chain: list[Strategy] = []
+    inner: Any = strategy
+    while isinstance(inner, Strategy) and len(chain) < 32:
+        chain.append(inner)
+        if isinstance(inner, (PackedFedAvg, PackedStrategy)):
+            path = " -> ".join(type(s).__name__ for s in chain)
+            raise TypeError(
+                f"{owner}: strategy: expected a strategy that aggregates the weights alone, found "
+                f"the fedpack strategy {type(inner).__name__} inside ({path}); a fedpack "
+                "strategy goes outermost, around Flower's strategies and wrappers"
+            )
+        inner = getattr(inner, "strategy", None)
+
+
+def _innermost_fedavg(strategy: Strategy) -> FedAvg | None:
+    """The first ``FedAvg`` along the ``.strategy`` chain of wrappers (``None``: none)."""
+    inner: Any = strategy
+    for _ in range(32):
+        if isinstance(inner, FedAvg):
+            return inner
+        inner = getattr(inner, "strategy", None)
+        if not isinstance(inner, Strategy):
+            return None
+    return None
+
+
 def _weight_of(message: Message, key: str) -> float:
     metrics = next(iter(message.content.metric_records.values()), None)
     value = None if metrics is None else metrics.get(key)
@@ -112,6 +153,16 @@ class PackedFedAvg(FedAvg):
     or nothing. The valid replies' weights are averaged by ``FedAvg``, then
     :meth:`aggregate_extras` sees the extras and may change the new global arrays.
 
+    ``strategy=`` hands the weights to another Flower strategy instead of ``FedAvg``, e.g.
+    ``Scaffold(strategy=DifferentialPrivacyServerSideFixedClipping(FedAvg(), ...))``: it builds
+    the train instructions (its ``configure_train`` is called, so Flower's DP wrappers see the
+    current arrays and set their config), this strategy adds the extras; each reply's extras
+    are taken off before it aggregates the weights-only replies, then :meth:`aggregate_extras`
+    runs on its result. Evaluation is the inner strategy's too. FedAvg's options then belong to
+    the inner strategy (``arrayrecord_key`` and ``weighted_by_key`` are read from the first
+    ``FedAvg`` along its ``.strategy`` chain). Flower's DP wrappers clip and noise the weights
+    only: the extras (e.g. SCAFFOLD's control variate updates) are neither clipped nor noised.
+
     ``packer`` may be a composition holding the strategy's :attr:`part` (e.g. a
     :class:`Scaffold` with ``packer="scaffold+clipping_bit"``): the other parts whose scalar
     Flower carries (``clipping_bit``) are filled from the train ConfigRecord (where Flower's
@@ -122,10 +173,39 @@ class PackedFedAvg(FedAvg):
     part: ClassVar[str | None] = None
     #: The packer used when none is given.
     default_packer: ClassVar[str | None] = None
+    #: Why the strategy cannot hand its weights to an inner strategy (``None``: it can).
+    no_inner_strategy: ClassVar[str | None] = None
 
-    def __init__(self, packer: ParameterPacker[Any] | str | None = None, **kwargs: Any) -> None:
-        """Build the strategy; ``kwargs`` go to ``flwr.serverapp.strategy.FedAvg``."""
+    def __init__(
+        self,
+        packer: ParameterPacker[Any] | str | None = None,
+        *,
+        strategy: Strategy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Build the strategy; ``kwargs`` go to ``flwr.serverapp.strategy.FedAvg``.
+
+        With ``strategy=`` (see the class docstring) ``kwargs`` must be empty.
+        """
+        name = type(self).__name__
+        if strategy is not None:
+            if self.no_inner_strategy is not None:
+                raise TypeError(f"{name}: cannot take strategy=: {self.no_inner_strategy}")
+            _check_inner(name, strategy)
+            if kwargs:
+                raise TypeError(
+                    f"{name}: with strategy=, FedAvg's options belong to the inner strategy; "
+                    f"found {sorted(kwargs)}"
+                )
+            fedavg = _innermost_fedavg(strategy)
+            if fedavg is not None:
+                kwargs = {
+                    "arrayrecord_key": fedavg.arrayrecord_key,
+                    "weighted_by_key": fedavg.weighted_by_key,
+                }
         super().__init__(**kwargs)
+        #: The strategy that aggregates the weights (``None``: FedAvg's own aggregation).
+        self.strategy: Strategy | None = strategy
         chosen = packer if packer is not None else self.default_packer
         if chosen is None:
             raise TypeError(f"{type(self).__name__}: expected packer=")
@@ -181,7 +261,10 @@ class PackedFedAvg(FedAvg):
     ) -> Iterable[Message]:
         """FedAvg's sampling and messages, each carrying the packed :meth:`train_extra`."""
         self.current_arrays = arrays
-        messages = list(super().configure_train(server_round, arrays, config, grid))
+        if self.strategy is None:
+            messages = list(super().configure_train(server_round, arrays, config, grid))
+        else:
+            messages = list(self.strategy.configure_train(server_round, arrays, config, grid))
         self.num_nodes = len(list(grid.get_node_ids()))  # after FedAvg waited for the nodes
         if not messages:
             return messages
@@ -252,11 +335,42 @@ class PackedFedAvg(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Refuse bad replies (as failures), average with FedAvg, then :meth:`aggregate_extras`."""
+        """Refuse bad replies (as failures), average (FedAvg or ``strategy=``), then extras.
+
+        The weights-only replies (and an error reply for each refused one) go to FedAvg's
+        aggregation or the inner strategy's; :meth:`aggregate_extras` gets its result.
+        """
         result = self.check_weights(server_round, self.split(server_round, replies))
-        arrays, metrics = super().aggregate_train(server_round, result.replies)
+        if self.strategy is None:
+            arrays, metrics = super().aggregate_train(server_round, result.replies)
+        else:
+            arrays, metrics = self.strategy.aggregate_train(server_round, result.replies)
         own = [PackedReply(r.message, self.own_extra(r.extra)) for r in result.accepted]
         return self.aggregate_extras(server_round, arrays, own), metrics
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """FedAvg's, or the inner strategy's with ``strategy=``."""
+        if self.strategy is None:
+            return super().configure_evaluate(server_round, arrays, config, grid)
+        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        """FedAvg's, or the inner strategy's with ``strategy=``."""
+        if self.strategy is None:
+            return super().aggregate_evaluate(server_round, replies)
+        return self.strategy.aggregate_evaluate(server_round, replies)
+
+    def summary(self) -> None:
+        """The packer's name, then FedAvg's summary or the inner strategy's."""
+        logger.info("\t├──> fedpack packer: %r", self.packer)
+        if self.strategy is None:
+            super().summary()
+        else:
+            self.strategy.summary()
 
 
 def _float_like(x: NDArray) -> np.dtype[Any]:
@@ -339,6 +453,11 @@ class PartialExchange(PackedFedAvg):
 
     part: ClassVar[str | None] = "layer_names"
     default_packer: ClassVar[str | None] = "layer_names"
+    no_inner_strategy: ClassVar[str | None] = (
+        "it averages each layer over the clients that sent it, which a strategy averaging whole "
+        "models cannot do (Flower's server-side DP wrappers clip each reply against the whole "
+        "model, so they cannot wrap a partial one either)"
+    )
 
     def train_extra(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord) -> Any:
         """The names of all layers (the ``"arrays"`` record's keys)."""
@@ -538,7 +657,8 @@ class PackedStrategy(Strategy):
     the inner strategy sees them (a bad reply becomes a counted failure, see
     :func:`fedpack.flwr.split_replies`) and hands them to :meth:`aggregate_extras`. Override
     the two hooks, or pass ``train_extra=`` as a function. Put it outside Flower's
-    server-side DP wrappers, which clip every ArrayRecord of a reply.
+    server-side DP wrappers, which clip every ArrayRecord of a reply:
+    ``PackedStrategy(DifferentialPrivacyServerSideFixedClipping(FedAvg(), ...), packer)``.
     """
 
     def __init__(
@@ -551,6 +671,7 @@ class PackedStrategy(Strategy):
     ) -> None:
         """Wrap ``strategy``; ``packer`` is a packer or a registered name (compositions too)."""
         super().__init__()
+        _check_inner(type(self).__name__, strategy)
         self.strategy = strategy
         self.packer: ParameterPacker[Any] = _packer(packer)
         self.arrays_key = arrays_key
