@@ -17,15 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from _models import MODELS, Spec  # the script's own folder is on sys.path
+from _timing import medians
 
 GOALS = {"quantize": 4.0, "dequantize": 2.0}
 #: (label, bits, block, rounding)
@@ -47,20 +46,6 @@ def float_model(specs: list[Spec], seed: int = 0) -> list[np.ndarray]:
         for _, shape, dtype in specs
         if np.dtype(dtype).kind == "f"
     ]
-
-
-def medians(ops: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds per op; ops run round-robin so machine load hits every op alike."""
-    samples: dict[str, list[float]] = {name: [] for name in ops}
-    for rnd in range(warmup + repeats):
-        for name, fn in ops.items():
-            t0 = time.perf_counter()
-            result = fn()
-            elapsed = time.perf_counter() - t0
-            del result
-            if rnd >= warmup:
-                samples[name].append(elapsed)
-    return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
 def run(specs: list[Spec], repeats: int, warmup: int) -> dict[str, Any]:

@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ import codec  # noqa: E402
 import quantize  # noqa: E402
 import sparse  # noqa: E402
 from _models import MODELS, Spec  # noqa: E402
+from _timing import medians  # noqa: E402
 
 import fedpack  # noqa: E402
 
@@ -56,20 +56,6 @@ NOISE_NOTE = (
     "10-30% between runs (page faults of fresh allocations dominate small copies), so compare "
     "ratios measured in the same run, not milliseconds across runs."
 )
-
-
-def medians(ops: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds per op; ops run round-robin so machine load hits every op alike."""
-    samples: dict[str, list[float]] = {name: [] for name in ops}
-    for rnd in range(warmup + repeats):
-        for name, fn in ops.items():
-            t0 = time.perf_counter()
-            result = fn()
-            elapsed = time.perf_counter() - t0
-            del result
-            if rnd >= warmup:
-                samples[name].append(elapsed)
-    return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
 def model_weights(specs: list[Spec], seed: int = 0) -> fedpack.NDArrays:
