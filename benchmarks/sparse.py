@@ -22,7 +22,12 @@ Rows:
 * ``fedpack extract_coo``: FL4Health-compatible output (values + int64 (nnz, ndim)).
 * ``fedpack encode``: ``encode_compact`` from the flat form.
 * ``fedpack decode``: ``decode_compact`` back to (values, flat positions).
-* ``fedpack rebuild compact``: ``rebuild_from_compact`` (fedpack's receive path).
+* ``fedpack rebuild compact``: ``rebuild_from_compact`` (fedpack's receive path), numpy
+  path (``FEDPACK_SPARSE_KERNEL=numpy``).
+* ``fedpack rebuild compact (numba)``: the same with the compiled bitmask kernel of the
+  ``fast`` extra (only when numba is installed). Its first call (importing numba and
+  compiling, or loading the kernels from numba's cache) is timed apart, as
+  ``numba_first_call_seconds``, and excluded from the medians.
 * ``fedpack rebuild coo``: ``rebuild_dense`` from FL4Health's COO triple.
 """
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -41,10 +47,38 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from _models import MODELS, Spec  # the script's own folder is on sys.path
+from fedpack_sparse_coo import _fast
 from fedpack_sparse_coo import _kernels as K
 
 Array = npt.NDArray[Any]
-GOALS = {"fedpack extract_flat": 5.0, "fedpack rebuild compact": 2.0}
+GOALS = {
+    "fedpack extract_flat": 5.0,
+    "fedpack rebuild compact": 2.0,
+    "fedpack rebuild compact (numba)": 2.0,
+}
+_FIRST_CALL: dict[str, float] = {}
+
+
+def with_kernel(kernel: str, fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run with ``FEDPACK_SPARSE_KERNEL`` set to ``kernel`` (restored after)."""
+
+    def run() -> object:
+        old = os.environ.get(_fast.ENV_VAR)
+        os.environ[_fast.ENV_VAR] = kernel
+        try:
+            return fn()
+        finally:
+            if old is None:
+                del os.environ[_fast.ENV_VAR]
+            else:
+                os.environ[_fast.ENV_VAR] = old
+
+    return run
+
+
+def numba_available() -> bool:
+    """True when the compiled kernel can run (imports numba: call only while measuring)."""
+    return bool(with_kernel("auto", _fast.kernel_name)() == "numba")
 
 
 def make_model(specs: list[Spec], density: float, seed: int) -> list[Array]:
@@ -126,6 +160,18 @@ def run_density(
         if not np.array_equal(K.rebuild_dense(v, i, s), x):
             raise SystemExit("rebuild_dense did not give the input back")
 
+    def rebuild() -> list[Array]:
+        return [K.rebuild_from_compact(e, a, s) for (e, a), s in zip(enc, shapes, strict=False)]
+
+    fast = numba_available()
+    if fast and "numba" not in _FIRST_CALL:  # once per process: import + compile or cache load
+        t0 = time.perf_counter()
+        with_kernel("numba", rebuild)()
+        _FIRST_CALL["numba"] = time.perf_counter() - t0
+    for got, x in zip(with_kernel("numba" if fast else "numpy", rebuild)(), model, strict=False):
+        if got.tobytes() != x.tobytes():
+            raise SystemExit("the compiled rebuild did not give the input back")
+
     buffers = [np.empty_like(x) for x in model]
     ops: dict[str, Callable[[], object]] = {
         "copy": lambda: [x.copy() for x in model],
@@ -140,11 +186,11 @@ def run_density(
             K.decode_compact(e, a, s, x.dtype)
             for (e, a), s, x in zip(enc, shapes, model, strict=False)
         ],
-        "fedpack rebuild compact": lambda: [
-            K.rebuild_from_compact(e, a, s) for (e, a), s in zip(enc, shapes, strict=False)
-        ],
+        "fedpack rebuild compact": with_kernel("numpy", rebuild),
         "fedpack rebuild coo": lambda: [K.rebuild_dense(v, i, s) for v, i, s in coo],
     }
+    if fast:
+        ops["fedpack rebuild compact (numba)"] = with_kernel("numba", rebuild)
     times = median_times(ops, repeats, warmup)
     unit = times["copy"]
 
@@ -164,6 +210,8 @@ def run_density(
         "compact_over_coo": compact_bytes / coo_bytes if coo_bytes else 0.0,
         "compact_over_dense": compact_bytes / dense_bytes if dense_bytes else 0.0,
         "encodings": encodings,
+        "numba_first_call_seconds": _FIRST_CALL.get("numba"),
+        "numba_compile_seconds": _fast.compile_seconds() if fast else None,
     }
 
 
@@ -197,6 +245,12 @@ def print_table(model_name: str, results: list[dict[str, Any]]) -> None:
     print()
     for r in results:
         print(f"encodings chosen at {r['density']:.0%}: {r['encodings']}")
+    first = results[0].get("numba_first_call_seconds")
+    if first is not None:
+        print(
+            f"numba first call (import + compile or cache load, excluded from the medians): "
+            f"{first * 1e3:.0f} ms, of which kernel set-up {results[0]['numba_compile_seconds'] * 1e3:.0f} ms"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,158 @@
+"""Optional compiled kernel for the bitmask rebuild (the ``fast`` extra: numba).
+
+Private module of ``fedpack_sparse_coo``. numba is imported lazily, on the first
+bitmask rebuild only, never at ``import fedpack_sparse_coo`` or ``get_packer``.
+When numba is not installed, or ``FEDPACK_SPARSE_KERNEL=numpy`` is set, every
+rebuild takes the numpy path of :mod:`fedpack_sparse_coo._kernels`.
+
+The kernel runs only after the payload has passed every check of the numpy path
+(dtype, length, padding bits, base shape and dtype); it copies raw bits (the
+arrays are viewed as unsigned integers of their item size), so its output is
+bit for bit the numpy path's, NaN payloads and ``-0.0`` included. A popcount that
+does not match the number of values is detected by the kernel (which never
+reads past the values); the caller then lets the numpy path raise its usual
+error.
+
+``FEDPACK_SPARSE_KERNEL`` (read at every rebuild):
+
+``auto`` (default, or unset)
+    numba when importable, numpy otherwise.
+``numpy``
+    always numpy.
+``numba``
+    numba, and :class:`~fedpack.PackingError` if it cannot be imported.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from fedpack import PackingError
+
+__all__ = ["ENV_VAR", "compile_seconds", "kernel_name", "rebuild_bitmask"]
+
+ENV_VAR: Final[str] = "FEDPACK_SPARSE_KERNEL"
+_CHOICES: Final[tuple[str, ...]] = ("auto", "numpy", "numba")
+_VIEWS: Final[dict[int, type[np.unsignedinteger[Any]]]] = {
+    1: np.uint8,
+    2: np.uint16,
+    4: np.uint32,
+    8: np.uint64,
+}
+
+Array = npt.NDArray[Any]
+_Kernel = Callable[..., int]
+
+_state: dict[str, Any] = {"loaded": False, "kernels": None, "compile_seconds": 0.0}
+
+
+def _choice() -> str:
+    raw = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if raw not in _CHOICES:
+        raise PackingError(
+            f"{ENV_VAR}: expected one of {', '.join(repr(c) for c in _CHOICES)}, found {raw!r}"
+        )
+    return raw
+
+
+def _build() -> _Kernel | None:
+    """Import numba and define the kernel; None if numba is not importable."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    def expand(  # pragma: no cover - compiled
+        mask: Array, vals: Array, src: Array, out: Array, use_src: bool, zero: Any
+    ) -> int:
+        # One pass over the mask; for each element, a branch-free select between the
+        # next value and the base (or zero) through an all-ones / all-zeros bit mask.
+        # Reads of ``vals`` are clamped so that a bad popcount cannot read past its end;
+        # the returned count tells the caller whether the popcount matched.
+        size = out.shape[0]
+        nvals = vals.shape[0]
+        last = nvals - 1 if nvals > 0 else 0
+        p = 0
+        for i in range(size):
+            bit = (mask[i >> 3] >> (i & 7)) & 1
+            m = zero - out.dtype.type(bit)
+            v = vals[min(p, last)] if nvals > 0 else zero
+            other = src[i] if use_src else zero
+            out[i] = (v & m) | (other & ~m)
+            p += bit
+        return p
+
+    t0 = time.perf_counter()
+    try:
+        kernel: _Kernel = numba.njit(cache=True, nogil=True)(expand)
+    except (RuntimeError, OSError):  # no writable cache location: compile in memory
+        kernel = numba.njit(nogil=True)(expand)
+    _state["compile_seconds"] += time.perf_counter() - t0
+    return kernel
+
+
+def _kernels() -> _Kernel | None:
+    if not _state["loaded"]:
+        _state["kernels"] = _build()
+        _state["loaded"] = True
+    kernel: _Kernel | None = _state["kernels"]
+    return kernel
+
+
+def kernel_name() -> str:
+    """``"numba"`` or ``"numpy"``: the path the next bitmask rebuild takes.
+
+    Imports numba (once) unless :data:`ENV_VAR` is ``numpy``.
+    """
+    choice = _choice()
+    if choice == "numpy":
+        return "numpy"
+    if _kernels() is None:
+        if choice == "numba":
+            raise PackingError(
+                f"{ENV_VAR}=numba: expected numba to be importable (install "
+                "fedpack-sparse-coo[fast]), found it missing"
+            )
+        return "numpy"
+    return "numba"
+
+
+def compile_seconds() -> float:
+    """Seconds spent so far importing numba's decorators and compiling (or loading
+    cached) kernels in this process; 0.0 when the compiled path was never used."""
+    return float(_state["compile_seconds"])
+
+
+def rebuild_bitmask(mask: Array, vals: Array, size: int, base: Array | None) -> Array | None:
+    """The compiled bitmask rebuild, or None when the numpy path must run instead.
+
+    None means: the compiled path is off or unavailable, the dtype's item size is
+    not 1, 2, 4 or 8 bytes, or the popcount does not match ``len(vals)`` (the numpy
+    path then raises its usual error). Inputs must already be validated as in
+    ``_kernels.rebuild_from_compact``. Returns a new 1-D array of ``vals.dtype``.
+    """
+    view = _VIEWS.get(vals.dtype.itemsize)
+    if view is None or vals.dtype.hasobject or kernel_name() != "numba":
+        return None
+    expand = _kernels()
+    if expand is None:  # pragma: no cover - kernel_name() said numba
+        return None
+    key = f"warm {view.__name__} {base is None}"
+    first = key not in _state
+    t0 = time.perf_counter()
+    out = np.empty(size, dtype=vals.dtype)
+    v = vals.view(view)
+    o = out.view(view)
+    src = o[:0] if base is None else np.ravel(base, order="C").view(view)
+    if int(expand(mask, v, src, o, base is not None, view(0))) != vals.shape[0]:
+        return None  # popcount mismatch: the numpy path raises the error
+    if first:  # compilation (or loading numba's cache) happens in this first call
+        _state[key] = True
+        _state["compile_seconds"] += time.perf_counter() - t0
+    return out

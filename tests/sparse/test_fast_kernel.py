@@ -1,0 +1,194 @@
+"""The optional compiled bitmask rebuild (``fedpack-sparse-coo[fast]``, numba).
+
+The numpy path is forced with ``FEDPACK_SPARSE_KERNEL=numpy``; tests that need numba
+skip when it is not installed (the ``torch`` tox env installs it).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from fedpack_sparse_coo import _fast
+from fedpack_sparse_coo import _kernels as K
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedpack import PackingError
+
+Array = npt.NDArray[Any]
+F32 = np.float32
+DTYPES = [
+    "bool",
+    "int8",
+    "uint16",
+    "int64",
+    "float16",
+    "float32",
+    ">f4",
+    "float64",
+    "complex64",
+    "complex128",
+]
+CHUNK = 1 << 16
+SIZES = st.one_of(
+    st.integers(0, 300),
+    st.sampled_from([CHUNK - 9, CHUNK - 1, CHUNK, CHUNK + 1, CHUNK + 8, 2 * CHUNK + 3]),
+)
+
+
+def rebuild_with(kernel: str, monkeypatch: pytest.MonkeyPatch, *args: Any, **kw: Any) -> Array:
+    with monkeypatch.context() as m:
+        m.setenv(_fast.ENV_VAR, kernel)
+        return K.rebuild_from_compact(*args, **kw)
+
+
+def random_values(rng: np.random.Generator, n: int, dtype: np.dtype[Any]) -> Array:
+    """Arbitrary bit patterns (NaN payloads, -0.0, inf included) for non-bool dtypes."""
+    if dtype == np.bool_:
+        return rng.integers(0, 2, n).astype(np.bool_)
+    raw = rng.integers(0, 256, n * dtype.itemsize, dtype=np.uint8)
+    return raw.view(dtype)
+
+
+def test_forced_numpy_path_skips_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_fast.ENV_VAR, "numpy")
+    assert _fast.kernel_name() == "numpy"
+    mask = np.packbits(np.array([1, 0, 1], dtype=np.bool_), bitorder="little")
+    assert _fast.rebuild_bitmask(mask, np.ones(2, F32), 3, None) is None
+    out = K.rebuild_from_compact("bitmask", [mask, np.array([1, 2], F32)], (3,))
+    np.testing.assert_array_equal(out, [1, 0, 2])
+
+
+def test_bad_kernel_choice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_fast.ENV_VAR, "cuda")
+    with pytest.raises(
+        PackingError,
+        match=r"FEDPACK_SPARSE_KERNEL: expected one of 'auto', 'numpy', 'numba', found 'cuda'",
+    ):
+        _fast.kernel_name()
+
+
+def test_forced_numba_without_numba_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(_fast._state, "loaded", True)
+    monkeypatch.setitem(_fast._state, "kernels", None)
+    monkeypatch.setenv(_fast.ENV_VAR, "auto")
+    assert _fast.kernel_name() == "numpy"
+    monkeypatch.setenv(_fast.ENV_VAR, "numba")
+    with pytest.raises(
+        PackingError,
+        match=r"FEDPACK_SPARSE_KERNEL=numba: expected numba to be importable "
+        r"\(install fedpack-sparse-coo\[fast\]\), found it missing",
+    ):
+        _fast.kernel_name()
+
+
+def test_numba_is_not_imported_by_fedpack_or_get_packer() -> None:
+    code = (
+        "import sys, fedpack, fedpack_sparse_coo\n"
+        "fedpack.get_packer('sparse_coo', encoding='compact')\n"
+        "print('numba' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "False"
+
+
+numba_only = pytest.mark.usefixtures("needs_numba")
+
+
+@pytest.fixture
+def needs_numba() -> None:
+    pytest.importorskip("numba")
+
+
+@numba_only
+def test_numba_is_used_when_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_fast.ENV_VAR, "auto")
+    assert _fast.kernel_name() == "numba"
+    monkeypatch.setenv(_fast.ENV_VAR, "numba")
+    mask = np.packbits(np.array([1, 0, 1], dtype=np.bool_), bitorder="little")
+    out = _fast.rebuild_bitmask(mask, np.array([1, 2], F32), 3, None)
+    assert out is not None
+    np.testing.assert_array_equal(out, [1, 0, 2])
+    assert _fast.compile_seconds() > 0.0
+
+
+@numba_only
+@settings(max_examples=150, deadline=None)
+@given(
+    size=SIZES,
+    density=st.sampled_from([0.0, 0.03, 0.5, 0.97, 1.0]),
+    dtype=st.sampled_from(DTYPES),
+    with_base=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_compiled_and_numpy_paths_agree_bit_for_bit(
+    size: int, density: float, dtype: str, with_base: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    bits = rng.random(size) < density
+    mask = np.packbits(bits, bitorder="little")
+    vals = random_values(rng, int(bits.sum()), dt)
+    base = random_values(rng, size, dt) if with_base else None
+    mp = pytest.MonkeyPatch()
+    try:
+        a = rebuild_with("numpy", mp, "bitmask", [mask, vals], (size,), base=base)
+        b = rebuild_with("numba", mp, "bitmask", [mask, vals], (size,), base=base)
+    finally:
+        mp.undo()
+    assert a.dtype == b.dtype == dt
+    assert a.shape == b.shape == (size,)
+    assert b.flags.c_contiguous
+    assert a.tobytes() == b.tobytes()
+    if base is not None:
+        assert b is not base
+
+
+@numba_only
+def test_compiled_path_shapes_and_strided_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    bits = rng.random(4 * 5 * 6) < 0.4
+    mask = np.packbits(bits, bitorder="little")
+    vals = rng.standard_normal(2 * int(bits.sum())).astype(F32)[::2]  # not contiguous
+    base = rng.standard_normal((4, 5, 6)).astype(F32)
+    a = rebuild_with("numpy", monkeypatch, "bitmask", [mask, vals], (4, 5, 6), base=base)
+    b = rebuild_with("numba", monkeypatch, "bitmask", [mask, vals], (4, 5, 6), base=base)
+    assert a.tobytes() == b.tobytes() and b.shape == (4, 5, 6)
+
+
+@numba_only
+@pytest.mark.parametrize(
+    ("nvals", "found"),
+    [(3, "found more than 3 set bits"), (5, "found 4 set bits")],
+)
+def test_compiled_path_keeps_the_popcount_errors(
+    monkeypatch: pytest.MonkeyPatch, nvals: int, found: str
+) -> None:
+    mask = np.packbits(np.array([1, 1, 0, 1, 1], dtype=np.bool_), bitorder="little")
+    for kernel in ("numpy", "numba"):
+        monkeypatch.setenv(_fast.ENV_VAR, kernel)
+        with pytest.raises(
+            PackingError,
+            match=rf"bitmask: expected popcount equal to the number of values \({nvals}\), {found}",
+        ):
+            K.rebuild_from_compact("bitmask", [mask, np.ones(nvals, F32)], (5,))
+
+
+@numba_only
+def test_compiled_path_keeps_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_fast.ENV_VAR, "numba")
+    bad_pad = np.array([0xFF, 0x07], dtype=np.uint8)
+    with pytest.raises(PackingError, match=r"bitmask: expected padding bits after element 10"):
+        K.rebuild_from_compact("bitmask", [bad_pad, np.ones(11, F32)], (10,))
+    mask = np.packbits(np.ones(3, dtype=np.bool_), bitorder="little")
+    with pytest.raises(PackingError, match=r"base: expected dtype float32, found float64"):
+        K.rebuild_from_compact("bitmask", [mask, np.ones(3, F32)], (3,), base=np.zeros(3))
+    with pytest.raises(PackingError, match=r"values: expected dtype float64, found float32"):
+        K.rebuild_from_compact("bitmask", [mask, np.ones(3, F32)], (3,), dtype=np.float64)
