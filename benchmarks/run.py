@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in report["sparse"]["goals"]:
             verdict = "met" if g["met"] else "MISSED"
             print(
-                f"  {g['density']:>4.0%} {g['goal']:<24} {g['value']:6.2f} (<= {g['limit']:g})"
+                f"  {g['density']:>4.0%} {g['goal']:<32} {g['value']:6.2f} (<= {g['limit']:g})"
                 f"  {verdict}"
             )
 

@@ -160,7 +160,8 @@ def test_compiled_path_shapes_and_strided_values(monkeypatch: pytest.MonkeyPatch
     base = rng.standard_normal((4, 5, 6)).astype(F32)
     a = rebuild_with("numpy", monkeypatch, "bitmask", [mask, vals], (4, 5, 6), base=base)
     b = rebuild_with("numba", monkeypatch, "bitmask", [mask, vals], (4, 5, 6), base=base)
-    assert a.tobytes() == b.tobytes() and b.shape == (4, 5, 6)
+    assert a.tobytes() == b.tobytes()
+    assert b.shape == (4, 5, 6)
 
 
 @numba_only

@@ -124,8 +124,12 @@ def kernel_name() -> str:
 
 
 def compile_seconds() -> float:
-    """Seconds spent so far importing numba's decorators and compiling (or loading
-    cached) kernels in this process; 0.0 when the compiled path was never used."""
+    """Seconds this process spent setting up the compiled kernel.
+
+    That is: decorating it and its first call per dtype width (compiling it, or
+    loading it from numba's cache), excluding the import of numba itself; 0.0
+    when the compiled path was never used.
+    """
     return float(_state["compile_seconds"])
 
 
