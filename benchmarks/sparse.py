@@ -42,7 +42,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,7 @@ from fedpack_sparse_coo import _fast
 from fedpack_sparse_coo import _kernels as K
 
 Array = npt.NDArray[Any]
+T = TypeVar("T")
 GOALS = {
     "fedpack extract_flat": 5.0,
     "fedpack rebuild compact": 2.0,
@@ -59,10 +60,10 @@ GOALS = {
 _FIRST_CALL: dict[str, float] = {}
 
 
-def with_kernel(kernel: str, fn: Callable[[], object]) -> Callable[[], object]:
+def with_kernel(kernel: str, fn: Callable[[], T]) -> Callable[[], T]:
     """``fn`` run with ``FEDPACK_SPARSE_KERNEL`` set to ``kernel`` (restored after)."""
 
-    def run() -> object:
+    def run() -> T:
         old = os.environ.get(_fast.ENV_VAR)
         os.environ[_fast.ENV_VAR] = kernel
         try:
