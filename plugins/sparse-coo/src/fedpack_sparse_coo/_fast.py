@@ -73,13 +73,26 @@ def _build() -> _Kernel | None:
     ) -> int:
         # One pass over the mask; for each element, a branch-free select between the
         # next value and the base (or zero) through an all-ones / all-zeros bit mask.
-        # Reads of ``vals`` are clamped so that a bad popcount cannot read past its end;
-        # the returned count tells the caller whether the popcount matched.
+        # While 8 values are left, a mask byte cannot make the reads run past them; after
+        # that, reads are clamped, so that a bad popcount never reads out of bounds. The
+        # returned count tells the caller whether the popcount matched.
         size = out.shape[0]
         nvals = vals.shape[0]
         last = nvals - 1 if nvals > 0 else 0
         p = 0
-        for i in range(size):
+        k = 0
+        nbytes = size >> 3
+        while k < nbytes and p + 8 <= nvals:
+            b = mask[k]
+            i = k << 3
+            for j in range(8):
+                bit = (b >> j) & 1
+                m = zero - out.dtype.type(bit)
+                other = src[i + j] if use_src else zero
+                out[i + j] = (vals[p] & m) | (other & ~m)
+                p += bit
+            k += 1
+        for i in range(k << 3, size):
             bit = (mask[i >> 3] >> (i & 7)) & 1
             m = zero - out.dtype.type(bit)
             v = vals[min(p, last)] if nvals > 0 else zero
