@@ -200,3 +200,20 @@ def test_compiled_path_keeps_the_checks(monkeypatch: pytest.MonkeyPatch) -> None
         K.rebuild_from_compact("bitmask", [mask, np.ones(3, F32)], (3,), base=np.zeros(3))
     with pytest.raises(PackingError, match=r"values: expected dtype float64, found float32"):
         K.rebuild_from_compact("bitmask", [mask, np.ones(3, F32)], (3,), dtype=np.float64)
+
+
+@numba_only
+def test_compiled_path_reads_read_only_payloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Received payloads are read-only views of the message's bytes."""
+    rng = np.random.default_rng(1)
+    bits = rng.random(1000) < 0.5
+    mask = np.frombuffer(np.packbits(bits, bitorder="little").tobytes(), np.uint8)
+    vals = np.frombuffer(rng.standard_normal(int(bits.sum())).astype(F32).tobytes(), F32)
+    base = np.frombuffer(np.ones(1000, F32).tobytes(), F32).reshape(10, 100)
+    assert not mask.flags.writeable
+    assert not vals.flags.writeable
+    assert not base.flags.writeable
+    a = rebuild_with("numpy", monkeypatch, "bitmask", [mask, vals], (10, 100), base=base)
+    b = rebuild_with("numba", monkeypatch, "bitmask", [mask, vals], (10, 100), base=base)
+    assert a.tobytes() == b.tobytes()
+    assert b.flags.writeable
