@@ -42,7 +42,7 @@ def test_an_unknown_algorithm_is_refused() -> None:
 
 
 def test_no_compression_is_the_default_codec_and_leaves_replies_alone() -> None:
-    assert set(CODECS) == {"none"}
+    assert set(CODECS) == {"none", "q8", "q4", "topk", "topk-q8"}
     codec = get_codec(AppConfig().compression)
     assert isinstance(codec, NoCompression)
     replies: list[object] = [object(), object()]
@@ -51,7 +51,8 @@ def test_no_compression_is_the_default_codec_and_leaves_replies_alone() -> None:
 
 def test_an_unknown_codec_is_refused() -> None:
     with pytest.raises(
-        ValueError, match=r"run config 'compression': expected one of none, got 'zip'"
+        ValueError,
+        match=r"run config 'compression': expected one of none, q4, q8, topk, topk-q8, got 'zip'",
     ):
         get_codec("zip")
 
