@@ -43,10 +43,10 @@ import numpy as np
 import numpy.typing as npt
 
 try:
-    from fedpack._npy import decode_arrays, encode_arrays
+    from fedpack.flwr._npy import decode_arrays, encode_arrays
 except ImportError:  # running from a source checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core" / "src"))
-    from fedpack._npy import decode_arrays, encode_arrays
+    from fedpack.flwr._npy import decode_arrays, encode_arrays
 
 try:
     import flwr

@@ -117,7 +117,7 @@ def test_every_packer_takes_a_budget() -> None:
 
 
 def test_the_npy_codec_takes_a_budget() -> None:
-    from fedpack._npy import decode_array, decode_arrays, encode_array
+    from fedpack.flwr._npy import decode_array, decode_arrays, encode_array
 
     data = encode_array(np.zeros((2, 3)))
     with pytest.raises(PackingError, match=r"npy shape: expected at most 1 dimensions"):

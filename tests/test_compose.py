@@ -16,7 +16,7 @@ import fedpack
 from fedpack import Encoded, PackerRegistry, PackingError, Sections, UnknownPackerError
 from fedpack.checks import array_list
 from fedpack.frame import Frame, encode_frame, read_frame
-from fedpack.testing import run_checks
+from fedpack.testing import example_factories, run_checks
 
 
 class ScaffoldLike(fedpack.ParameterPacker[fedpack.NDArrays]):
@@ -198,33 +198,51 @@ def test_conformance_of_compositions(registry: PackerRegistry) -> None:
     results = {r.check: r for r in run_checks("scaffold_like+clipping_bit")}
     assert results["metadata"].reason == "a composition has no distribution of its own"
     assert results["no_copies"].passed
+    # the class of every composition is ComposedPacker: the kit needs the composition's name
     cls = fedpack.get_packer_class("scaffold_like+clipping_bit")
-    assert not [r for r in run_checks(cls) if r.failed]
+    assert cls is fedpack.ComposedPacker
+    assert [r.reason for r in run_checks(cls) if r.failed] == [
+        "TypeError: the generic 'compose' class has no parts; check 'a+b' instead"
+    ]
 
 
 def test_conformance_with_int8(registry: PackerRegistry) -> None:
     pytest.importorskip("fedpack_int8")
     for name in ("int8+clipping_bit", "scaffold_like+int8+clipping_bit"):
         assert not [r for r in run_checks(name) if r.failed], name
-    assert fedpack.get_packer_class("int8+clipping_bit").lossy_tolerance == 0.005
+    assert fedpack.get_packer("int8+clipping_bit").lossy_tolerance == 0.005
 
 
 def test_example_extras_cycle_the_shorter_lists(registry: PackerRegistry) -> None:
-    cls = fedpack.get_packer_class("scaffold_like+clipping_bit")
-    extras = cls.example_extras([])
+    def factories(name: str) -> Any:
+        return example_factories(registry, name, fedpack.get_packer_class(name))
+
+    extras_of, options_of = factories("scaffold_like+clipping_bit")
+    extras = extras_of([])
     assert [bit for _, bit in extras] == [0.0, 1.0, -2.5]
     assert [len(cv) for cv, _ in extras] == [0, 2, 0]
-    assert cls.example_options([np.ones(1)]) == {"scaffold_like": {"size_of_model_params": 1}}
-    assert fedpack.get_packer_class("negate+clipping_bit").example_extras([]) == []
-    assert fedpack.get_packer_class("compose").example_extras([]) == []
-    assert fedpack.get_packer_class("compose").example_options([]) == {}
+    assert options_of([np.ones(1)]) == {"scaffold_like": {"size_of_model_params": 1}}
+    assert factories("negate+clipping_bit")[0]([]) == []
+    assert factories("compose")[0]([]) == []
+    assert factories("compose")[1]([]) == {}
 
 
-def test_the_class_is_cached_per_registry(registry: PackerRegistry) -> None:
-    a = fedpack.get_packer_class("scaffold_like+clipping_bit")
-    assert fedpack.get_packer_class("Scaffold-Like+Clipping-Bit") is a
-    assert issubclass(a, fedpack.ComposedPacker)
-    assert a.part_names == ("scaffold_like", "clipping_bit")
+def test_compositions_are_built_from_part_instances(registry: PackerRegistry) -> None:
+    assert fedpack.get_packer_class("Scaffold-Like+Clipping-Bit") is fedpack.ComposedPacker
+    packer = fedpack.get_packer("Scaffold-Like+Clipping-Bit")
+    assert packer.composition == "scaffold_like+clipping_bit"
+    assert [type(part).__name__ for part in packer.parts] == ["ScaffoldLike", "ClippingBitPacker"]
+    # the same composition from instances the caller built
+    parts = [ScaffoldLike(size_of_model_params=3), fedpack.get_packer("clipping_bit")]
+    composed = fedpack.compose(*parts)
+    assert composed.parts == tuple(parts)
+    assert repr(composed) == (
+        "compose('scaffold_like+clipping_bit', scaffold_like={'size_of_model_params': 3}, "
+        "framed=True)"
+    )
+    w = weights()
+    packed = composed.pack_parameters(w, ([np.ones(2)], 1.0))
+    assert fedpack.unpack(packed)[0] == "scaffold_like+clipping_bit"
 
 
 @settings(max_examples=40, deadline=None)
@@ -316,10 +334,27 @@ def test_bad_options(
         ([{"packer": "clipping_bit"}], "parts: expected {'packer': str, 'options': dict}"),
     ],
 )
-def test_the_generic_class(registry: PackerRegistry, parts: Any, message: str) -> None:
-    cls = fedpack.get_packer_class("compose")
+def test_the_generic_name(registry: PackerRegistry, parts: Any, message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=message):
-        cls(parts=parts)
+        fedpack.get_packer("compose", parts=parts)
+
+
+@pytest.mark.parametrize(
+    ("parts", "framed", "message"),
+    [
+        ("ab", True, "compose: parts: expected packer instances, found 'ab'"),
+        ([Negate(), "clipping_bit"], True, "compose: parts: expected packer instances"),
+        ([Negate()], True, "expected two or more packer names joined by"),
+        ([Negate(), Negate2()], True, "at most one part may transform the weights"),
+        ([Negate(), Negate(framed=False)], True, "expected each packer at most once"),
+        ([Negate(), ScaffoldLike()], False, "part 'negate' has framed=True, the composition"),
+    ],
+)
+def test_the_class_from_instances(
+    registry: PackerRegistry, parts: Any, framed: bool, message: str
+) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        fedpack.ComposedPacker(parts, framed=framed)
 
 
 def test_nested_composition_is_refused(registry: PackerRegistry) -> None:

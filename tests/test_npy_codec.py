@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fedpack._errors import FedpackError, PackingError
-from fedpack._npy import (
+from fedpack.flwr._npy import (
     _CANONICAL_HEADER,
     MAX_HEADER_SIZE,
     _header_dict,

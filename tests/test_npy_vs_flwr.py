@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from fedpack._errors import PackingError
-from fedpack._npy import decode_array, decode_arrays, encode_array, encode_arrays
+from fedpack.flwr._npy import decode_array, decode_arrays, encode_array, encode_arrays
 
 flwr = pytest.importorskip("flwr")
 ndarray_to_bytes = flwr.common.ndarray_to_bytes

@@ -29,7 +29,7 @@ import numpy as np
 
 import fedpack
 import fedpack.flwr
-from fedpack._npy import decode_array, encode_array, encode_arrays
+from fedpack.flwr._npy import decode_array, encode_array, encode_arrays
 from fedpack.frame import FORMAT_VERSION, MAGIC, Frame, encode_frame, read_frame
 
 #: The longest message a refusal may carry.

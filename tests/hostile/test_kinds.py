@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 import fedpack
 import fedpack.flwr
 from fedpack import DecodeBudget, PackingError, UnknownPayloadPackerError
-from fedpack._npy import decode_array, encode_arrays
 from fedpack.checks import check_strings, shorten
+from fedpack.flwr._npy import decode_array, encode_arrays
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fedpack._discovery import normalize_name, scan
+from fedpack._discovery import scan
+from fedpack._names import normalize_name
 
 if TYPE_CHECKING:
     from .conftest import FakeSite

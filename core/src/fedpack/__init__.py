@@ -26,10 +26,10 @@ from ._errors import (
     UnknownPackerError,
     UnknownPayloadPackerError,
 )
-from ._packer import Encoded, ParameterPacker, ScalarPacker
+from ._packer import Encoded, ParameterPacker, ScalarPacker, Sections
 from ._registry import PackerInfo, PackerRegistry
 from ._typing import NDArray, NDArrays
-from .frame import Frame, Sections
+from .frame import Frame
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"

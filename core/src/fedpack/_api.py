@@ -92,7 +92,7 @@ def unpack(
     arrays = array_list(packed, what="packed")
     frame = read_frame(arrays, budget=limits)
     packer = packer_for_frame(frame, registry=registry, budget=limits)
-    weights, extra = packer.unpack_parameters(arrays)
+    weights, extra = packer.decode(*packer.split(arrays, frame=frame))
     if isinstance(packer, ComposedPacker):
         return packer.composition, weights, extra
     return frame.packer, weights, extra
@@ -117,7 +117,7 @@ def packer_for_frame(
         cls = reg.get_packer_class(frame.packer)
         options: dict[str, Any] = {k: v for k, v in frame.options.items() if k != "framed"}
         try:
-            packer = cls(**options)
+            packer = reg.get_packer(frame.packer, **options)
         except (UnknownPackerError, PackerConflictError, PluginLoadError, PackingError):
             raise
         except Exception as exc:  # a constructor refusing the frame's options, however it does
@@ -132,17 +132,25 @@ def packer_for_frame(
     return packer
 
 
-def compose(*names: str, registry: PackerRegistry | None = None, **options: Any) -> ComposedPacker:
-    """A packer for two or more registered packers in one payload, weights carried once.
+def compose(
+    *parts: str | ParameterPacker[Any], registry: PackerRegistry | None = None, **options: Any
+) -> ComposedPacker:
+    """A packer for two or more packers in one payload, weights carried once.
 
     ``compose("scaffold", "clipping_bit")`` is ``get_packer("scaffold+clipping_bit")``: its
     extra data is a tuple ``(control_variates, clipping_bit)``. Options of a part go under the
     part's name (``scaffold={"size_of_model_params": 62}``); ``framed=`` applies to the whole.
+    Packer instances compose as they are: ``compose(get_packer("scaffold"), clipping)``.
     ``fedpack.unpack`` of a composed payload returns the name ``"scaffold+clipping_bit"``.
     """
-    if len(names) < 2 or not all(isinstance(name, str) for name in names):
-        raise TypeError(f"compose: expected two or more packer names, found {names!r}")
-    packer = (registry or default_registry()).get_packer("+".join(names), **options)
+    if len(parts) >= 2 and all(isinstance(part, ParameterPacker) for part in parts):
+        return ComposedPacker(parts, **options)  # type: ignore[arg-type]
+    if len(parts) < 2 or not all(isinstance(part, str) for part in parts):
+        raise TypeError(
+            "compose: expected two or more packer names (or packer instances), "
+            f"found {parts!r:.200}"
+        )
+    packer = (registry or default_registry()).get_packer("+".join(parts), **options)  # type: ignore[arg-type]
     if not isinstance(packer, ComposedPacker):  # pragma: no cover - the registry guarantees it
         raise TypeError(f"compose: expected a composition, found {packer!r}")
     return packer

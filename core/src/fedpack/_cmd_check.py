@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from ._api import default_registry
 from ._cli import UsageError
-from ._discovery import normalize_name
 from ._errors import FedpackError, UnknownPackerError
+from ._names import normalize_name
 from ._registry import PackerRegistry
 from .testing import CheckResult, run_checks
 

@@ -25,22 +25,17 @@ a part that splits from the front (``scaffold`` with ``size_of_model_params``) m
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ._budget import DecodeBudget
-from ._discovery import normalize_name
 from ._errors import PackingError
-from ._packer import Encoded, ParameterPacker
+from ._names import normalize_name
+from ._packer import Encoded, ParameterPacker, Sections
 from ._typing import JSONValue, NDArrays
 from .checks import describe, shorten
-from .frame import Sections
 
-if TYPE_CHECKING:
-    from ._registry import PackerRegistry
-
-__all__ = ["COMPOSE", "ComposedPacker", "composed_class", "split_composition"]
+__all__ = ["COMPOSE", "ComposedPacker", "check_parts", "parts_option", "split_composition"]
 
 #: The packer name a composed payload's frame carries (reserved: no plugin may use it).
 COMPOSE = "compose"
@@ -66,92 +61,84 @@ def split_composition(name: str) -> tuple[str, ...]:
     return parts
 
 
+def parts_option(parts: object) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """A frame's ``parts`` option, ``[{"packer": n, "options": {...}}, ...]``, checked."""
+    if not isinstance(parts, Sequence) or isinstance(parts, (str, bytes)):
+        raise ValueError(f"compose: parts: expected a list, found {describe(parts)}")
+    names: list[str] = []
+    options: list[dict[str, Any]] = []
+    for entry in parts:
+        if (
+            not isinstance(entry, Mapping)
+            or set(entry) != {"packer", "options"}
+            or not isinstance(entry["packer"], str)
+            or not isinstance(entry["options"], Mapping)
+        ):
+            raise ValueError(
+                f"compose: parts: expected {{'packer': str, 'options': dict}}, found {entry!r:.100}"
+            )
+        if len(entry["packer"]) > _MAX_PART_NAME:
+            raise ValueError(
+                f"compose: parts: expected a packer name of at most {_MAX_PART_NAME} characters, "
+                f"found {len(entry['packer'])} characters: {shorten(entry['packer'], 40)}"
+            )
+        names.append(entry["packer"])
+        options.append(dict(entry["options"]))
+    return split_composition("+".join(names)), options
+
+
+def check_parts(names: Sequence[str], classes: Sequence[type[ParameterPacker[Any]]]) -> None:
+    """Refuse a part that is a composition, and two parts that both transform the weights."""
+    for name, cls in zip(names, classes, strict=True):
+        if issubclass(cls, ComposedPacker):
+            raise ValueError(f"compose: part {name!r} is itself a composition; list its parts")
+    transforming = [n for n, c in zip(names, classes, strict=True) if c.transforms_weights]
+    if len(transforming) > 1:
+        raise ValueError(
+            f"compose: at most one part may transform the weights, found {', '.join(transforming)}"
+        )
+
+
 def _section_name(part: str, section: str) -> str:
     return section if section == part else f"{part}__{section}"
 
 
-class _OffsetSections(Sections):
-    """A part's view of a composed payload: its own section names, the payload's positions."""
-
-    def __init__(self, parts: Sequence[tuple[str, NDArrays]], starts: Mapping[str, int]) -> None:
-        super().__init__(parts)
-        self._starts = dict(starts)
-
-
 class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
-    """Two or more registered packers in one payload; the extra data is a tuple, one per part.
+    """Two or more packers in one payload; the extra data is a tuple, one per part.
 
-    Get one with ``fedpack.get_packer("scaffold+clipping_bit", scaffold={...})`` or
-    :func:`fedpack.compose`: options of a part are passed as a dict under the part's name.
-    The weights are carried once; a part that declares
+    Built from packer instances, ``ComposedPacker([scaffold, clipping_bit])``, or by name with
+    ``fedpack.get_packer("scaffold+clipping_bit", scaffold={...})`` / :func:`fedpack.compose`
+    (options of a part go under the part's name). The parts are built with the composition's
+    ``framed``. The weights are carried once; a part that declares
     :attr:`~fedpack.ParameterPacker.transforms_weights` (at most one may) provides the weights
     section, the others must leave the weights as they are.
     """
 
     name: ClassVar[str] = COMPOSE
-    #: The part names of a class made for one composition (``None`` on the generic class, which
-    #: takes them from a frame's ``parts`` option).
-    part_names: ClassVar[tuple[str, ...] | None] = None
-    _registry: ClassVar[PackerRegistry | None] = None
 
-    def __init__(
-        self,
-        *,
-        framed: bool = True,
-        parts: Sequence[Mapping[str, Any]] | None = None,
-        **part_options: Mapping[str, Any],
-    ) -> None:
-        """Build the parts; ``parts`` (from a frame) is ``[{"packer": n, "options": {...}}]``."""
+    def __init__(self, parts: Sequence[ParameterPacker[Any]], *, framed: bool = True) -> None:
+        """Compose ``parts`` (packer instances, in payload order, each built with ``framed``)."""
         super().__init__(framed=framed)
-        if parts is not None:
-            if part_options:
-                raise TypeError("compose: give either parts= or per-part options, not both")
-            names, options = _parts_from_option(parts)
-            if self.part_names is not None and names != self.part_names:
-                raise ValueError(
-                    f"compose: expected parts {'+'.join(self.part_names)}, found {'+'.join(names)}"
-                )
-        elif self.part_names is None:
-            raise TypeError("compose: expected parts=[...] or a composition such as 'a+b'")
-        else:
-            names = self.part_names
-            unknown = sorted(set(part_options) - set(names))
-            if unknown:
-                raise TypeError(
-                    f"compose {'+'.join(names)}: unexpected option(s) {', '.join(unknown)}; "
-                    "options of a part go under its name, e.g. scaffold={...}"
-                )
-            options = []
-            for part in names:
-                opts = part_options.get(part, {})
-                if not isinstance(opts, Mapping):
-                    raise TypeError(
-                        f"compose: options of part {part!r} must be a dict, found {describe(opts)}"
-                    )
-                options.append(dict(opts))
-        for part, opts in zip(names, options, strict=True):
-            if "framed" in opts:
-                raise TypeError(f"compose: part {part!r}: set framed= on the composition only")
-        registry = self._registry_or_default()
-        _check_classes(names, [registry.get_packer_class(part) for part in names])
-        self._options = {part: opts for part, opts in zip(names, options, strict=True) if opts}
+        found: object = parts
+        if isinstance(found, (str, bytes)) or not all(
+            isinstance(p, ParameterPacker) for p in parts
+        ):
+            raise TypeError(f"compose: parts: expected packer instances, found {parts!r:.100}")
         #: The part packers, in payload order.
-        self.parts: tuple[ParameterPacker[Any], ...] = tuple(
-            registry.get_packer(part, framed=framed, **opts)
-            for part, opts in zip(names, options, strict=True)
-        )
-        lossy = [p.lossy_tolerance for p in self.parts if p.lossy_tolerance is not None]
-        if lossy:  # the parts' own (per-instance) bounds, tighter than the classes'
-            self.lossy_tolerance = max(lossy)  # type: ignore[misc]
+        self.parts: tuple[ParameterPacker[Any], ...] = tuple(parts)
+        names = [part.name for part in self.parts]
+        split_composition("+".join(names))
+        check_parts(names, [type(part) for part in self.parts])
+        for part in self.parts:
+            if part.framed != framed:
+                raise TypeError(
+                    f"compose: part {part.name!r} has framed={part.framed}, the composition "
+                    f"framed={framed}; set framed= on the composition only"
+                )
+        tolerances = [p.lossy_tolerance for p in self.parts if p.lossy_tolerance is not None]
+        self.lossy_tolerance = max(tolerances) if tolerances else None  # type: ignore[misc]
         self.lossy_extras = any(p.lossy_extras for p in self.parts)  # type: ignore[misc]
-
-    @classmethod
-    def _registry_or_default(cls) -> PackerRegistry:
-        if cls._registry is not None:
-            return cls._registry
-        from ._api import default_registry
-
-        return default_registry()
+        self.transforms_weights = any(p.transforms_weights for p in self.parts)  # type: ignore[misc]
 
     @property
     def composition(self) -> str:
@@ -164,8 +151,13 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
         for part in self.parts:
             part.use_budget(budget, from_frame=from_frame)
 
+    def options(self) -> dict[str, Any]:
+        """Each part's options (those that have any), under the part's name."""
+        return {part.name: options for part in self.parts if (options := part.options())}
+
     def __repr__(self) -> str:
-        args = "".join(f", {key}={value!r}" for key, value in self._options.items())
+        """``compose('a+b', a={...}, framed=...)``: the call that builds it."""
+        args = "".join(f", {name}={value!r}" for name, value in self.options().items())
         return f"compose({self.composition!r}{args}, framed={self.framed!r})"
 
     # -- the plugin methods, from the parts' -----------------------------------------------------
@@ -214,7 +206,6 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
         """Decode every part from the weights and its own sections; check the recorded parts."""
         layout = self._layout(sections, meta)
         weights_section = sections["weights"]
-        starts = _starts(sections)
         weights: NDArrays | None = None
         extras: list[Any] = []
         for part, (own, part_meta) in zip(self.parts, layout, strict=True):
@@ -223,8 +214,8 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
             for section in own:
                 name = _section_name(part.name, section)
                 view.append((section, sections[name]))
-                view_starts[section] = starts[name]
-            part_weights, extra = part.decode(_OffsetSections(view, view_starts), part_meta)
+                view_starts[section] = sections.start(name)
+            part_weights, extra = part.decode(Sections(view, starts=view_starts), part_meta)
             if weights is None or part.transforms_weights:
                 weights = part_weights
             extras.append(extra)
@@ -251,30 +242,6 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
     def frame_options(self) -> dict[str, JSONValue]:
         """The parts and their options, for :func:`fedpack.unpack` to rebuild the composition."""
         return {"parts": [{"packer": p.name, "options": p.frame_options()} for p in self.parts]}
-
-    # -- conformance hooks -------------------------------------------------------------------------
-
-    @classmethod
-    def example_extras(cls, weights: NDArrays) -> list[Any]:
-        """Tuples of the parts' example extras (the longest list, the others cycled)."""
-        if cls.part_names is None:
-            return []
-        registry = cls._registry_or_default()
-        lists = [registry.get_packer_class(n).example_extras(weights) for n in cls.part_names]
-        if not all(lists):
-            return []
-        longest = max(len(values) for values in lists)
-        cycled = [list(itertools.islice(itertools.cycle(v), longest)) for v in lists]
-        return [tuple(combo) for combo in zip(*cycled, strict=True)]
-
-    @classmethod
-    def example_options(cls, weights: NDArrays) -> dict[str, Any]:
-        """The parts' example options, each under its part's name."""
-        if cls.part_names is None:
-            return {}
-        registry = cls._registry_or_default()
-        found = {n: registry.get_packer_class(n).example_options(weights) for n in cls.part_names}
-        return {name: options for name, options in found.items() if options}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -355,66 +322,3 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
                 "belong to no part"
             )
         return layout
-
-
-def _parts_from_option(parts: object) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
-    if not isinstance(parts, Sequence) or isinstance(parts, (str, bytes)):
-        raise ValueError(f"compose: parts: expected a list, found {describe(parts)}")
-    names: list[str] = []
-    options: list[dict[str, Any]] = []
-    for entry in parts:
-        if (
-            not isinstance(entry, Mapping)
-            or set(entry) != {"packer", "options"}
-            or not isinstance(entry["packer"], str)
-            or not isinstance(entry["options"], Mapping)
-        ):
-            raise ValueError(
-                f"compose: parts: expected {{'packer': str, 'options': dict}}, found {entry!r:.100}"
-            )
-        if len(entry["packer"]) > _MAX_PART_NAME:
-            raise ValueError(
-                f"compose: parts: expected a packer name of at most {_MAX_PART_NAME} characters, "
-                f"found {len(entry['packer'])} characters: {shorten(entry['packer'], 40)}"
-            )
-        names.append(entry["packer"])
-        options.append(dict(entry["options"]))
-    return split_composition("+".join(names)), options
-
-
-def _check_classes(names: Sequence[str], classes: Sequence[type[ParameterPacker[Any]]]) -> None:
-    for name, cls in zip(names, classes, strict=True):
-        if issubclass(cls, ComposedPacker):
-            raise ValueError(f"compose: part {name!r} is itself a composition; list its parts")
-    transforming = [n for n, c in zip(names, classes, strict=True) if c.transforms_weights]
-    if len(transforming) > 1:
-        raise ValueError(
-            f"compose: at most one part may transform the weights, found {', '.join(transforming)}"
-        )
-
-
-def _starts(sections: Sections) -> dict[str, int]:
-    starts: dict[str, int] = {}
-    position = 0
-    for name, count in sections.counts():
-        starts[name] = position
-        position += count
-    return starts
-
-
-def composed_class(name: str, registry: PackerRegistry) -> type[ComposedPacker]:
-    """The packer class for ``name``: ``compose`` (generic) or ``a+b+...`` (these parts)."""
-    if name == COMPOSE:
-        return type("ComposedPacker", (ComposedPacker,), {"_registry": registry})
-    names = split_composition(name)
-    classes = [registry.get_packer_class(part) for part in names]
-    _check_classes(names, classes)
-    lossy = [c.lossy_tolerance for c in classes if c.lossy_tolerance is not None]
-    namespace: dict[str, Any] = {
-        "__doc__": f"The composition {'+'.join(names)} (see fedpack.ComposedPacker).",
-        "part_names": names,
-        "_registry": registry,
-        "transforms_weights": any(c.transforms_weights for c in classes),
-        "lossy_tolerance": max(lossy) if lossy else None,
-    }
-    return type(f"ComposedPacker[{'+'.join(names)}]", (ComposedPacker,), namespace)

@@ -11,28 +11,19 @@ As ``importlib.metadata`` does, a distribution found twice on the path counts on
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-__all__ = ["GROUP", "EntryPoint", "normalize_name", "scan"]
+from ._names import normalize_dist, normalize_name
+
+__all__ = ["GROUP", "EntryPoint", "scan"]
 
 #: The entry-point group packer plugins register under.
 GROUP = "fedpack.packers"
 
 _META_SUFFIXES = (".dist-info", ".egg-info")
-_DIST_SEPARATORS = re.compile(r"[-_.]+")
 _O_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY: Windows only
-
-
-def normalize_name(name: str) -> str:
-    """Normalise a packer name: lower case, ``-`` and ``.`` become ``_``."""
-    return name.strip().lower().replace("-", "_").replace(".", "_")
-
-
-def _normalize_dist(name: str) -> str:
-    return _DIST_SEPARATORS.sub("-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -78,7 +69,7 @@ def scan(paths: Iterable[str], group: str = GROUP) -> dict[str, list[EntryPoint]
         except OSError:
             continue
         for dirname in names:
-            dist_key = _normalize_dist(dirname.rsplit(".", 1)[0].split("-", 1)[0])
+            dist_key = normalize_dist(dirname.rsplit(".", 1)[0].split("-", 1)[0])
             if dist_key in seen:
                 continue
             seen.add(dist_key)

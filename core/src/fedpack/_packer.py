@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from ._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
 from ._errors import PackingError
+from ._names import NAME_PATTERN
 from ._typing import JSONValue, NDArray, NDArrays
 from .checks import (
     array_list,
@@ -21,13 +21,85 @@ from .checks import (
     scalar_from_array,
     shorten,
 )
-from .frame import Frame, Sections, encode_frame, is_frame, read_frame
+from .frame import Frame, encode_frame, format_sections, is_frame, read_frame
 
-__all__ = ["Encoded", "ParameterPacker", "ScalarPacker"]
+__all__ = ["Encoded", "ParameterPacker", "ScalarPacker", "Sections"]
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"[a-z0-9_]+\Z")
+
+class Sections(Mapping[str, NDArrays]):
+    """A payload split into named sections, in order, remembering where each one starts.
+
+    ``sections["weights"]`` is a list of arrays; :meth:`one` fetches a one-array section and
+    :meth:`where` formats an array's position for error messages.
+    """
+
+    def __init__(
+        self, parts: Sequence[tuple[str, NDArrays]], *, starts: Mapping[str, int] | None = None
+    ) -> None:
+        """Build from ``(name, arrays)`` pairs in payload order.
+
+        ``starts`` gives each section's position in a larger payload (a composition's part
+        sees its own sections where the payload has them); by default they follow each other.
+        """
+        self._parts: dict[str, NDArrays] = {}
+        self._starts: dict[str, int] = {}
+        start = 0
+        for name, arrays in parts:
+            self._parts[name] = arrays
+            self._starts[name] = start if starts is None else starts[name]
+            start += len(arrays)
+
+    @classmethod
+    def split(cls, packed: Sequence[NDArray], counts: Sequence[tuple[str, int]]) -> Sections:
+        """Split ``packed`` by ``(name, count)`` pairs, which must add up to its length."""
+        total = sum(count for _, count in counts)
+        if total != len(packed):
+            raise PackingError(
+                f"expected {total} arrays ({format_sections(counts)}), found {len(packed)}"
+            )
+        parts: list[tuple[str, NDArrays]] = []
+        start = 0
+        for name, count in counts:
+            parts.append((name, list(packed[start : start + count])))
+            start += count
+        return cls(parts)
+
+    def __getitem__(self, name: str) -> NDArrays:
+        try:
+            return self._parts[name]
+        except KeyError:
+            raise PackingError(
+                f"expected a section {shorten(name)}, found sections {shorten(list(self._parts))}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def counts(self) -> tuple[tuple[str, int], ...]:
+        """``(name, number of arrays)`` for every section, in payload order."""
+        return tuple((name, len(arrays)) for name, arrays in self._parts.items())
+
+    def one(self, name: str) -> NDArray:
+        """The single array of section ``name``; an error if the section holds another count."""
+        arrays = self[name]
+        if len(arrays) != 1:
+            raise PackingError(f"section {shorten(name)}: expected 1 array, found {len(arrays)}")
+        return arrays[0]
+
+    def start(self, name: str) -> int:
+        """The payload position of section ``name``'s first array."""
+        self[name]
+        return self._starts[name]
+
+    def where(self, name: str, index: int = 0) -> str:
+        """Describe the position of item ``index`` of section ``name`` for an error message."""
+        self[name]
+        return f"array {self._starts[name] + index}, {name}[{index}]"
 
 
 @dataclass
@@ -105,7 +177,7 @@ class ParameterPacker(ABC, Generic[T]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("name")
-        if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
+        if name is not None and (not isinstance(name, str) or not NAME_PATTERN.match(name)):
             raise TypeError(
                 f"{cls.__qualname__}.name: expected a packer name of [a-z0-9_]+, found {name!r}"
             )
@@ -132,7 +204,8 @@ class ParameterPacker(ABC, Generic[T]):
         self.budget = base.tighten(**own) if from_frame else base.replace(**own)
 
     def __repr__(self) -> str:
-        options = {**self.frame_options(), "framed": self.framed}
+        """``Name(option=value, ..., framed=...)``, from :meth:`options`: a constructor call."""
+        options = {**self.options(), "framed": self.framed}
         args = ", ".join(f"{key}={value!r}" for key, value in options.items())
         return f"{type(self).__name__}({args})"
 
@@ -166,29 +239,39 @@ class ParameterPacker(ABC, Generic[T]):
         Every array is checked; a payload of another packer, a list that was never packed, a
         truncated or extended payload and a corrupted frame raise :class:`fedpack.PackingError`.
         """
+        return self.decode(*self.split(packed_parameters))
+
+    def split(
+        self, packed_parameters: NDArrays, *, frame: Frame | None = None
+    ) -> tuple[Sections, Mapping[str, JSONValue]]:
+        """The split step every unpack path shares: a payload's sections and its frame meta.
+
+        The arrays and the frame are checked (the frame belongs to this packer, with this
+        packer's options), the frame is read once: pass ``frame`` when the caller has already
+        read it from ``packed_parameters`` (as :func:`fedpack.unpack` does). Without a frame
+        (``framed=False``), :meth:`split_unframed` splits FL4Health's layout and the meta is
+        empty. :meth:`unpack_parameters` is ``decode(*split(packed))``.
+        """
         if isinstance(packed_parameters, list) and len(packed_parameters) > self.budget.max_arrays:
             self.budget.check_count(len(packed_parameters), what="packed_parameters")
         packed = array_list(packed_parameters, what="packed_parameters")
-        if self.framed:
-            frame = read_frame(packed, budget=self.budget)
-            if frame.packer != self.name:
-                raise PackingError(
-                    f"expected a payload of packer {self.name!r}, found one packed by "
-                    f"{frame.packer!r} (use fedpack.unpack() to dispatch on the frame)"
-                )
-            self.check_frame_options(frame.options)
-            sections = Sections.split(packed[:-1], frame.sections)
-            meta: Mapping[str, JSONValue] = frame.meta
-        else:
+        if not self.framed:
             if packed and is_frame(packed[-1]):
                 raise PackingError(
                     f"packer {self.name!r} was built with framed=False (FL4Health's layout) but "
                     f"the payload ends in a fedpack frame at index {len(packed) - 1}; unpack it "
                     "with framed=True or fedpack.unpack()"
                 )
-            sections = self.split_unframed(packed)
-            meta = {}
-        return self.decode(sections, meta)
+            return self.split_unframed(packed), {}
+        if frame is None:
+            frame = read_frame(packed, budget=self.budget)
+        if frame.packer != self.name:
+            raise PackingError(
+                f"expected a payload of packer {self.name!r}, found one packed by "
+                f"{frame.packer!r} (use fedpack.unpack() to dispatch on the frame)"
+            )
+        self.check_frame_options(frame.options)
+        return Sections.split(packed[:-1], frame.sections), frame.meta
 
     # -- what a packer implements --------------------------------------------------------------
 
@@ -225,6 +308,14 @@ class ParameterPacker(ABC, Generic[T]):
     def frame_options(self) -> dict[str, JSONValue]:
         """Constructor options the receiver needs, written into the frame (default: none)."""
         return {}
+
+    def options(self) -> dict[str, Any]:
+        """Every constructor option (but ``framed``) this packer was built with, for its repr.
+
+        Default: :meth:`frame_options`. A packer with options that stay on the receiver (not
+        written into the frame, e.g. ``size_of_model_params``) adds them here.
+        """
+        return self.frame_options()
 
     # -- optional hooks for the conformance checks (fedpack.testing, ``fedpack check``) --------
 

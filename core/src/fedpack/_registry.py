@@ -14,10 +14,12 @@ import pluggy
 
 from . import hookspecs
 from ._budget import DecodeBudget
-from ._compose import COMPOSE, composed_class
-from ._discovery import GROUP, EntryPoint, normalize_name, scan
+from ._compose import COMPOSE, ComposedPacker, check_parts, parts_option, split_composition
+from ._discovery import GROUP, EntryPoint, scan
 from ._errors import PackerConflictError, PluginLoadError, UnknownPackerError
+from ._names import install_hint, normalize_dist, normalize_name
 from ._packer import ParameterPacker
+from .checks import describe
 
 __all__ = ["PackerInfo", "PackerRegistry", "PackerState"]
 
@@ -71,10 +73,6 @@ def _env_pins(name: str) -> dict[str, str]:
         if sep and packer.strip() and dist.strip():
             pins[normalize_name(packer)] = dist.strip()
     return pins
-
-
-def _dist_key(name: str) -> str:
-    return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
 class PackerRegistry:
@@ -210,9 +208,9 @@ class PackerRegistry:
     def get_packer_class(self, name: str) -> type[ParameterPacker[Any]]:
         """The packer class registered under ``name`` (case and ``-``/``_`` are normalised).
 
-        ``"a+b"`` names a composition of the packers ``a`` and ``b`` (see
-        :class:`fedpack.ComposedPacker`); ``"compose"`` is the generic composition class that
-        frames of composed payloads name.
+        ``"a+b"`` names a composition of the packers ``a`` and ``b``, and ``"compose"`` the
+        payloads of any composition: both give :class:`fedpack.ComposedPacker` (the parts are
+        checked first); :meth:`get_packer` builds one from the parts' instances.
         """
         if not isinstance(name, str):
             raise TypeError(f"packer name: expected a str, found {type(name).__name__}")
@@ -221,14 +219,9 @@ class PackerRegistry:
         if cls is not None:
             return cls
         if "+" in key or key == COMPOSE:
-            try:
-                composed = composed_class(key, self)
-            except ValueError as exc:
-                raise UnknownPackerError(
-                    str(exc), name=key, available=tuple(self.names())
-                ) from None
-            with self._lock:
-                return self._resolved.setdefault(key, composed)
+            if key != COMPOSE:
+                self._check_composition(key)
+            return ComposedPacker
         with self._lock:
             if self.strict and not self._strict_checked:
                 self._load_everything()
@@ -241,13 +234,64 @@ class PackerRegistry:
     ) -> ParameterPacker[Any]:
         """An instance of the packer registered under ``name``, built with ``options``.
 
-        ``budget`` (a :class:`fedpack.DecodeBudget`; default the default budget) is what the
-        packer checks received payloads against.
+        A composition (``"a+b"``, or ``"compose"`` with a frame's ``parts=``) is built from its
+        parts' instances, each with the options under its name and the composition's
+        ``framed``. ``budget`` (a :class:`fedpack.DecodeBudget`; default the default budget)
+        is what the packer checks received payloads against.
         """
-        packer = self.get_packer_class(name)(**options)
+        cls = self.get_packer_class(name)
+        if cls is ComposedPacker:
+            packer: ParameterPacker[Any] = self._compose(normalize_name(name), options)
+        else:
+            packer = cls(**options)
         if budget is not None:
             packer.use_budget(budget)
         return packer
+
+    def _check_composition(self, key: str) -> tuple[str, ...]:
+        """The parts of composition ``key``, checked; an :class:`UnknownPackerError` if bad."""
+        try:
+            names = split_composition(key)
+            check_parts(names, [self.get_packer_class(part) for part in names])
+        except ValueError as exc:
+            raise UnknownPackerError(str(exc), name=key, available=tuple(self.names())) from None
+        return names
+
+    def _compose(self, key: str, options: dict[str, Any]) -> ComposedPacker:
+        framed = options.pop("framed", True)
+        parts = options.pop("parts", None)
+        if parts is not None and options:
+            raise TypeError("compose: give either parts= or per-part options, not both")
+        if parts is not None:
+            names, part_options = parts_option(parts)
+            if key != COMPOSE and names != split_composition(key):
+                raise ValueError(
+                    f"compose: expected parts {'+'.join(split_composition(key))}, "
+                    f"found {'+'.join(names)}"
+                )
+            self._check_composition("+".join(names))
+        elif key == COMPOSE:
+            raise TypeError("compose: expected parts=[...] or a composition such as 'a+b'")
+        else:
+            names = split_composition(key)
+            unknown = sorted(set(options) - set(names))
+            if unknown:
+                raise TypeError(
+                    f"compose {key}: unexpected option(s) {', '.join(unknown)}; options of a "
+                    "part go under its name, e.g. scaffold={...}"
+                )
+            part_options = [options.get(part, {}) for part in names]
+        for part, opts in zip(names, part_options, strict=True):
+            if not isinstance(opts, Mapping):
+                raise TypeError(
+                    f"compose: options of part {part!r} must be a dict, found {describe(opts)}"
+                )
+            if "framed" in opts:
+                raise TypeError(f"compose: part {part!r}: set framed= on the composition only")
+        pairs = zip(names, part_options, strict=True)
+        return ComposedPacker(
+            [self.get_packer(n, framed=framed, **o) for n, o in pairs], framed=framed
+        )
 
     def names(self) -> list[str]:
         """The names that can be asked for (installed or registered, not blocked), sorted."""
@@ -316,7 +360,7 @@ class PackerRegistry:
         pin = self._pins.get(name)
         if pin is not None:
             for ep in claims:
-                if _dist_key(ep.distribution) == _dist_key(pin):
+                if normalize_dist(ep.distribution) == normalize_dist(pin):
                     return ep
             return None
         return claims[0] if len(claims) == 1 else None
@@ -362,8 +406,7 @@ class PackerRegistry:
         message += f" Installed packers: {', '.join(available) or 'none'}."
         if not self.autoload:
             message += " Plugin discovery is off (FEDPACK_PLUGIN_AUTOLOAD=0)."
-        dist = "fedpack-" + key.replace("_", "-")
-        message += f" If {key!r} is published as a plugin, install it: pip install {dist}"
+        message += f" If {key!r} is published as a plugin, install it: {install_hint(key)}"
         return UnknownPackerError(message, name=key, available=available)
 
     def _load(self, key: str, ep: EntryPoint) -> type[ParameterPacker[Any]]:

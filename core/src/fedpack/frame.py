@@ -25,9 +25,8 @@ unknown format version with an error that says which versions this fedpack reads
 
 from __future__ import annotations
 
-import re
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +34,8 @@ import numpy as np
 
 from ._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
 from ._errors import PackingError
-from ._typing import JSONValue, NDArray, NDArrays
+from ._names import NAME_PATTERN
+from ._typing import JSONValue, NDArray
 from .checks import describe, shorten
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
     "MAGIC",
     "MAX_FRAME_BYTES",
     "Frame",
-    "Sections",
     "decode_frame",
     "encode_frame",
     "is_frame",
@@ -59,7 +58,6 @@ FORMAT_VERSION = 1
 MAX_FRAME_BYTES = 1 << 20
 
 _HEADER = len(MAGIC) + 1 + 4
-_NAME = re.compile(r"[a-z0-9_]+\Z")
 _KEYS = frozenset({"packer", "sections", "options", "meta"})
 
 
@@ -126,12 +124,14 @@ def is_frame(array: object) -> bool:
     )
 
 
-def read_frame(packed: Sequence[NDArray], *, budget: DecodeBudget | None = None) -> Frame:
+def read_frame(
+    packed: Sequence[NDArray], *, budget: DecodeBudget | None = None, where: str | None = None
+) -> Frame:
     """Decode the frame at the end of ``packed`` and check the counts add up.
 
     A payload without a frame (for instance one packed with ``framed=False`` or by FL4Health)
     gets an error that says so. ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`) bounds the
-    frame and the number of arrays.
+    frame and the number of arrays; ``where`` names the frame in messages (default: its index).
     """
     limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
     if len(packed) > limits.max_arrays:
@@ -147,11 +147,11 @@ def read_frame(packed: Sequence[NDArray], *, budget: DecodeBudget | None = None)
             f"{MAGIC!r}), found {describe(last)} at index {len(packed) - 1}; the payload was "
             "not packed by a framed fedpack packer (use framed=False for FL4Health's layout)"
         )
-    frame = decode_frame(last, where=f"index {len(packed) - 1}", budget=limits)
+    frame = decode_frame(last, where=where or f"index {len(packed) - 1}", budget=limits)
     if frame.array_count != len(packed) - 1:
         raise PackingError(
             f"frame of packer {frame.packer!r} describes {frame.array_count} arrays "
-            f"({_fmt_sections(frame.sections)}), found {len(packed) - 1} before the frame"
+            f"({format_sections(frame.sections)}), found {len(packed) - 1} before the frame"
         )
     return frame
 
@@ -282,7 +282,7 @@ def _check_name(name: str, *, where: str, limit: int | None = None) -> None:
             f"{where}: expected a name of at most {limit} characters (budget max_name_length), "
             f"found {len(name)} characters: {shorten(name, 40)}"
         )
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise PackingError(f"{where}: expected a name of [a-z0-9_], found {shorten(name)}")
 
 
@@ -291,7 +291,8 @@ def _check_sections(
 ) -> None:
     if not sections or sections[0][0] != "weights":
         raise PackingError(
-            f"{where}: expected the first section to be 'weights', found {_fmt_sections(sections)}"
+            f"{where}: expected the first section to be 'weights', "
+            f"found {format_sections(sections)}"
         )
     for name, count in sections:
         _check_name(name, where=f"{where} section name", limit=limit)
@@ -304,71 +305,9 @@ def _check_sections(
         raise PackingError(f"{where}: expected unique section names, found {shorten(names)}")
 
 
-def _fmt_sections(sections: Sequence[tuple[str, int]]) -> str:
+def format_sections(sections: Sequence[tuple[str, int]]) -> str:
+    """``weights=3, control_variates=3``: section counts for a message, bounded in length."""
     text = ", ".join(f"{name}={count}" for name, count in sections[:20]) or "no sections"
     if len(sections) > 20:
         text += f", ... ({len(sections)} sections)"
     return text if len(text) <= 200 else text[:200] + "..."
-
-
-class Sections(Mapping[str, NDArrays]):
-    """A payload split into named sections, in order, remembering where each one starts.
-
-    ``sections["weights"]`` is a list of arrays; :meth:`one` fetches a one-array section and
-    :meth:`where` formats an array's position for error messages.
-    """
-
-    def __init__(self, parts: Sequence[tuple[str, NDArrays]]) -> None:
-        """Build from ``(name, arrays)`` pairs in payload order."""
-        self._parts: dict[str, NDArrays] = {}
-        self._starts: dict[str, int] = {}
-        start = 0
-        for name, arrays in parts:
-            self._parts[name] = arrays
-            self._starts[name] = start
-            start += len(arrays)
-
-    @classmethod
-    def split(cls, packed: Sequence[NDArray], counts: Sequence[tuple[str, int]]) -> Sections:
-        """Split ``packed`` by ``(name, count)`` pairs, which must add up to its length."""
-        total = sum(count for _, count in counts)
-        if total != len(packed):
-            raise PackingError(
-                f"expected {total} arrays ({_fmt_sections(counts)}), found {len(packed)}"
-            )
-        parts: list[tuple[str, NDArrays]] = []
-        start = 0
-        for name, count in counts:
-            parts.append((name, list(packed[start : start + count])))
-            start += count
-        return cls(parts)
-
-    def __getitem__(self, name: str) -> NDArrays:
-        try:
-            return self._parts[name]
-        except KeyError:
-            raise PackingError(
-                f"expected a section {shorten(name)}, found sections {shorten(list(self._parts))}"
-            ) from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parts)
-
-    def __len__(self) -> int:
-        return len(self._parts)
-
-    def counts(self) -> tuple[tuple[str, int], ...]:
-        """``(name, number of arrays)`` for every section, in payload order."""
-        return tuple((name, len(arrays)) for name, arrays in self._parts.items())
-
-    def one(self, name: str) -> NDArray:
-        """The single array of section ``name``; an error if the section holds another count."""
-        arrays = self[name]
-        if len(arrays) != 1:
-            raise PackingError(f"section {shorten(name)}: expected 1 array, found {len(arrays)}")
-        return arrays[0]
-
-    def where(self, name: str, index: int = 0) -> str:
-        """Describe the position of item ``index`` of section ``name`` for an error message."""
-        self[name]
-        return f"array {self._starts[name] + index}, {name}[{index}]"

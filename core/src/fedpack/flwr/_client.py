@@ -35,7 +35,7 @@ from ._records import (
     pack_records,
     record_packer,
     to_array_record,
-    unpack_records,
+    unpacked_records,
 )
 
 if TYPE_CHECKING:
@@ -156,23 +156,26 @@ def receive(
     under the record's names (on ``device``), ready for ``model.load_state_dict``. Without
     ``packer`` the frame names the packer. A bad payload raises :class:`fedpack.PackingError`.
     """
-    resolved = _resolve(packer)
+    weights, extra, _ = received(message, _resolve(packer), writable=writable)
+    if state_dict:
+        return _state_dict(list(_weights_record(message).keys()), weights, device), extra
+    return weights, extra
+
+
+def received(
+    message: Message, packer: ParameterPacker[Any] | None, *, writable: bool = False
+) -> tuple[NDArrays, Any, ParameterPacker[Any] | None]:
+    """:func:`receive`'s weights and extra, and the packer that decoded them (frame read once)."""
     arrays = _weights_record(message)
     extras = _extras_of(message)
-    names = list(arrays.keys())
     if extras is None:
-        if resolved is not None:
+        if packer is not None:
             raise PackingError(
-                f"expected the instruction to carry {resolved.name!r} extras in an ArrayRecord "
+                f"expected the instruction to carry {packer.name!r} extras in an ArrayRecord "
                 f"{EXTRA_KEY!r}, found the ArrayRecords {sorted(message.content.array_records)}"
             )
-        weights = from_array_record(arrays, writable=writable, what=ARRAYS_KEY)
-        extra: Any = None
-    else:
-        weights, extra = unpack_records(arrays, extras, resolved, writable=writable)
-    if state_dict:
-        return _state_dict(names, weights, device), extra
-    return weights, extra
+        return from_array_record(arrays, writable=writable, what=ARRAYS_KEY), None, None
+    return unpacked_records(arrays, extras, packer, writable=writable)
 
 
 def _state_dict(

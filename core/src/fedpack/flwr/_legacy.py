@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._budget import DecodeBudget
 from .._errors import PackingError
-from .._npy import decode_arrays, encode_arrays
 from .._packer import ParameterPacker
 from .._typing import NDArrays
 from ..checks import array_list, describe, shorten
 from ._common import decoding_budget, unpack_with
+from ._npy import decode_arrays, encode_arrays
 
 if TYPE_CHECKING:
     from flwr.common import FitIns, FitRes, Parameters, Scalar

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._budget import DecodeBudget, budget_or_default
 from .._errors import PackingError
-from .._npy import decode_array, encode_array
 from .._packer import ParameterPacker
 from .._typing import NDArray, NDArrays
 from ..checks import describe, finite_scalar, shorten
-from ..frame import decode_frame, is_frame
-from ._common import decoding_budget, unpack_with
+from ..frame import decode_frame, is_frame, read_frame
+from ._common import decoding_budget
 from ._convert import Weights, named_arrays
+from ._npy import decode_array, encode_array
 
 if TYPE_CHECKING:
     from flwr.app import Array, ArrayRecord, Message, RecordDict
@@ -333,6 +333,27 @@ def from_record_dict(
     record or frame, a frame that is not last, or an ``arrays_key`` record that does not hold
     exactly the weights (the frame's weights section) raises :class:`fedpack.PackingError`.
     """
+    weights, extra, _ = packed_record_dict(
+        record_dict,
+        packer,
+        writable=writable,
+        arrays_key=arrays_key,
+        extra_key=extra_key,
+        budget=budget,
+    )
+    return weights, extra
+
+
+def packed_record_dict(
+    record_dict: RecordDict,
+    packer: ParameterPacker[Any] | None = None,
+    *,
+    writable: bool = False,
+    arrays_key: str = ARRAYS_KEY,
+    extra_key: str = EXTRA_KEY,
+    budget: DecodeBudget | None = None,
+) -> tuple[NDArrays, Any, ParameterPacker[Any]]:
+    """:func:`from_record_dict`, also returning the packer that decoded the payload."""
     if arrays_key == extra_key:
         raise PackingError(
             f"from_record_dict: arrays_key and extra_key must differ, found both {arrays_key!r}"
@@ -347,7 +368,7 @@ def from_record_dict(
                 f"expected an ArrayRecord {key!r} in the RecordDict, found the ArrayRecords "
                 f"{sorted(array_records)}"
             )
-    return unpack_records(
+    return unpacked_records(
         array_records[arrays_key],
         array_records[extra_key],
         packer,
@@ -375,6 +396,31 @@ def unpack_records(
     hold exactly the payload's weights section. The record keys are only used in error
     messages.
     """
+    weights, extra, _ = unpacked_records(
+        arrays,
+        extras,
+        packer,
+        writable=writable,
+        arrays_key=arrays_key,
+        extra_key=extra_key,
+        budget=budget,
+    )
+    return weights, extra
+
+
+def unpacked_records(
+    arrays: ArrayRecord,
+    extras: ArrayRecord,
+    packer: ParameterPacker[Any] | None,
+    *,
+    writable: bool = False,
+    arrays_key: str = ARRAYS_KEY,
+    extra_key: str = EXTRA_KEY,
+    budget: DecodeBudget | None = None,
+) -> tuple[NDArrays, Any, ParameterPacker[Any]]:
+    """:func:`unpack_records`, also returning the packer used; the frame is read once."""
+    from .._api import packer_for_frame
+
     limits = decoding_budget(packer, budget)
     weights = from_array_record(arrays, writable=writable, what=arrays_key, budget=limits)
     extra_keys = list(extras.keys())
@@ -383,14 +429,16 @@ def unpack_records(
             f"{extra_key}: expected the {FRAME_KEY!r} array last, found it at position "
             f"{extra_keys.index(FRAME_KEY)} of {len(extra_keys)}"
         )
-    extra_arrays = from_array_record(extras, writable=writable, what=extra_key, budget=limits)
-    if extra_keys and extra_keys[-1] == FRAME_KEY:
-        frame = decode_frame(extra_arrays[-1], where=f"{extra_key}[{FRAME_KEY!r}]", budget=limits)
+    payload = weights + from_array_record(extras, writable=writable, what=extra_key, budget=limits)
+    frame = None
+    if (extra_keys and extra_keys[-1] == FRAME_KEY) or packer is None:
+        frame = read_frame(payload, budget=limits, where=f"{extra_key}[{FRAME_KEY!r}]")
         _check_split(frame.sections[0][1], len(weights), arrays_key, extra_key)
-    unpacked, extra = unpack_with(weights + extra_arrays, packer, limits)
-    if not (extra_keys and extra_keys[-1] == FRAME_KEY):  # no frame: the packer's split
+    used = packer if packer is not None else packer_for_frame(frame, budget=limits)  # type: ignore[arg-type]
+    unpacked, extra = used.decode(*used.split(payload, frame=frame))
+    if frame is None:  # no frame: the packer's split
         _check_split(len(unpacked), len(weights), arrays_key, extra_key)
-    return unpacked, extra
+    return unpacked, extra, used
 
 
 def _check_split(expected: int, found: int, arrays_key: str, extra_key: str) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .._errors import PackingError
 from .._packer import ParameterPacker
 from .._typing import NDArrays
-from ._records import ARRAYS_KEY, EXTRA_KEY, from_record_dict, record_packer, to_array_record
+from ._records import ARRAYS_KEY, EXTRA_KEY, packed_record_dict, to_array_record
 
 if TYPE_CHECKING:
     from flwr.app import ArrayRecord, Message
@@ -97,10 +97,10 @@ def split_replies(
             out.replies.append(message)
             continue
         try:
-            weights, extra = from_record_dict(
+            weights, extra, used = packed_record_dict(
                 message.content, packer, arrays_key=arrays_key, extra_key=extra_key
             )
-            decoded = _decoded_weights(message.content, packer, weights, arrays_key, extra_key)
+            decoded = _decoded_weights(message.content, used, weights, arrays_key)
         except PackingError as exc:
             node_id = _node_id(message)
             reason = f"fedpack: bad payload in reply {index} from node {node_id}: {exc}"
@@ -117,18 +117,13 @@ def split_replies(
 
 
 def _decoded_weights(
-    content: Any,
-    packer: ParameterPacker[Any] | None,
-    weights: NDArrays,
-    arrays_key: str,
-    extra_key: str,
+    content: Any, used: ParameterPacker[Any], weights: NDArrays, arrays_key: str
 ) -> ArrayRecord | None:
     """For a packer that transforms the weights (quantization), the decoded weights record.
 
     A stock strategy must average the weights, not their encoding; ``None`` when the weights
     travel as they are.
     """
-    used = packer if packer is not None else record_packer(content[extra_key])
     if not used.transforms_weights:
         return None
     return to_array_record(weights, list(content[arrays_key].keys()))

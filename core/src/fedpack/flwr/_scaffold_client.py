@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import PackingError
+from .._packer import ParameterPacker
 from .._typing import NDArray, NDArrays
-from ._client import instruction_packer, receive, reply
+from ._client import received, reply
 from ._convert import named_arrays, state_dict
 
 if TYPE_CHECKING:
@@ -51,14 +52,14 @@ class ScaffoldClient:
         self.context = context
         self.state_key = state_key
         #: The packer of the instruction (``scaffold`` or a composition holding it).
-        self.packer = instruction_packer(message)
-        if self.packer is None:
+        weights, extra, packer = received(message, None)
+        if packer is None:
             raise PackingError(
                 "ScaffoldClient: expected an instruction packed with 'scaffold' (or a "
                 "composition holding it), found one without fedpack extras"
             )
+        self.packer: ParameterPacker[Any] = packer
         self._part = _scaffold_part(self.packer)
-        weights, extra = receive(message, self.packer)
         #: The global weights ``x`` (read-only views), in the order of :attr:`names`.
         self.weights: NDArrays = weights
         #: The weight names (the instruction's ``"arrays"`` keys).

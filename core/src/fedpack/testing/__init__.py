@@ -25,7 +25,7 @@ then N/A). Importing this module does not import pytest.
 
 from __future__ import annotations
 
-from ._checks import CHECKS, CheckResult, Outcome, run_checks
+from ._checks import CHECKS, CheckResult, Outcome, example_factories, run_checks
 from ._pytest import PackerConformance
 from ._samples import ForeignPacker, compare_values, compare_weights, example_weights
 
@@ -37,6 +37,7 @@ __all__ = [
     "PackerConformance",
     "compare_values",
     "compare_weights",
+    "example_factories",
     "example_weights",
     "run_checks",
 ]

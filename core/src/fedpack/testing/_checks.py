@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import re
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -11,9 +11,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .._api import default_registry, unpack
-from .._compose import ComposedPacker
-from .._discovery import normalize_name
+from .._compose import ComposedPacker, split_composition
 from .._errors import FedpackError, PackingError
+from .._names import NAME_PATTERN, normalize_name
 from .._packer import ParameterPacker
 from .._registry import PackerRegistry
 from .._typing import NDArrays
@@ -26,8 +26,6 @@ __all__ = ["CHECKS", "CheckResult", "Outcome", "run_checks"]
 Outcome = Literal["passed", "failed", "skipped"]
 ExtrasFactory = Callable[[NDArrays], Sequence[Any]]
 OptionsFactory = Callable[[NDArrays], dict[str, Any]]
-
-_NAME = re.compile(r"[a-z0-9_]+\Z")
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,7 @@ class _Target:
     make_options: OptionsFactory
     tolerance: float | None
     explicit_tolerance: bool = False
+    transforms_weights: bool = False
 
     def tolerance_for(self, packer: ParameterPacker[Any]) -> float | None:
         """The tolerance to check ``packer`` against.
@@ -101,6 +100,8 @@ class _Target:
     def packer(self, weights: NDArrays, *, framed: bool) -> ParameterPacker[Any]:
         options = self.make_options(weights)
         try:
+            if issubclass(self.cls, ComposedPacker):
+                return self.registry.get_packer(self.expected_name, framed=framed, **options)
             return self.cls(framed=framed, **options)
         except Exception as exc:
             raise _Failure(
@@ -130,7 +131,7 @@ class _Target:
 
 def _check_name(target: _Target) -> str:
     name = target.cls.name
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise _Failure(f"{target.cls.__qualname__}.name: expected [a-z0-9_]+, found {name!r}")
     asked = target.asked
     if asked is not None and "+" not in asked and normalize_name(asked) != name:
@@ -221,7 +222,7 @@ def _check_frame(target: _Target) -> str:
 
 
 def _check_no_copies(target: _Target) -> str:
-    if target.cls.transforms_weights:
+    if target.transforms_weights:
         raise _Skip("N/A: the packer declares transforms_weights = True (new weight arrays)")
     count = 0
     for set_name, weights, extras in target.samples():
@@ -583,29 +584,57 @@ def _target(
         cls = registry.get_packer_class(packer)
     elif isinstance(packer, type) and issubclass(packer, ParameterPacker):
         cls = packer
-        if issubclass(cls, ComposedPacker) and cls.part_names is not None:
-            registry = registry or cls._registry_or_default()
-        else:
-            registry = _registry_for(cls, registry)
+        registry = _registry_for(cls, registry)
     else:
         raise TypeError(f"expected a packer name or class, found {describe(packer)}")
     if issubclass(cls, ComposedPacker):
-        if cls.part_names is None:
+        if asked is None or normalize_name(asked) == cls.name:
             raise TypeError("the generic 'compose' class has no parts; check 'a+b' instead")
-        expected = "+".join(cls.part_names)
+        parts = [registry.get_packer_class(part) for part in split_composition(asked)]
     else:
-        expected = cls.name
+        parts = [cls]
+    expected = "+".join(part.name for part in parts) if asked and "+" in asked else cls.name
+    make_extras, make_options = example_factories(registry, asked or cls.name, cls)
+    tolerances = [p.lossy_tolerance for p in parts if p.lossy_tolerance is not None]
     return _Target(
         cls=cls,
         label=normalize_name(asked) if asked else expected,
         asked=asked,
         registry=registry,
         expected_name=expected,
-        make_extras=extras or cls.example_extras,
-        make_options=options or cls.example_options,
-        tolerance=cls.lossy_tolerance if tolerance is None else tolerance,
+        make_extras=extras or make_extras,
+        make_options=options or make_options,
+        tolerance=(max(tolerances) if tolerances else None) if tolerance is None else tolerance,
         explicit_tolerance=tolerance is not None,
+        transforms_weights=any(part.transforms_weights for part in parts),
     )
+
+
+def example_factories(
+    registry: PackerRegistry, name: str, cls: type[ParameterPacker[Any]]
+) -> tuple[ExtrasFactory, OptionsFactory]:
+    """The example extras and options of packer ``name``: a composition's from its parts'.
+
+    A composition's extras are tuples of its parts' (the longest list, the others cycled);
+    its options hold each part's under the part's name.
+    """
+    if not issubclass(cls, ComposedPacker) or "+" not in name:
+        return cls.example_extras, cls.example_options
+    parts = {part: registry.get_packer_class(part) for part in split_composition(name)}
+
+    def make_extras(weights: NDArrays) -> list[Any]:
+        lists = [list(part.example_extras(weights)) for part in parts.values()]
+        if not all(lists):
+            return []
+        longest = max(len(values) for values in lists)
+        cycled = [list(itertools.islice(itertools.cycle(v), longest)) for v in lists]
+        return [tuple(combo) for combo in zip(*cycled, strict=True)]
+
+    def make_options(weights: NDArrays) -> dict[str, Any]:
+        found = {name: part.example_options(weights) for name, part in parts.items()}
+        return {name: options for name, options in found.items() if options}
+
+    return make_extras, make_options
 
 
 def _registry_for(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from .._api import default_registry
 from .._packer import ParameterPacker
 from .._registry import PackerRegistry
 from .._typing import NDArrays
-from ._checks import CheckResult, run_checks
+from ._checks import CheckResult, ExtrasFactory, OptionsFactory, example_factories, run_checks
 
 __all__ = ["PackerConformance"]
 
@@ -37,18 +38,17 @@ class PackerConformance:
 
     def make_extras(self, weights: NDArrays) -> Sequence[Any]:
         """Valid extra data for ``weights`` (default: the class's ``example_extras``)."""
-        return self._packer_class().example_extras(weights)
+        return self._factories()[0](weights)
 
     def make_options(self, weights: NDArrays) -> dict[str, Any]:
         """Constructor options for ``weights`` (default: the class's ``example_options``)."""
-        return self._packer_class().example_options(weights)
+        return self._factories()[1](weights)
 
-    def _packer_class(self) -> type[ParameterPacker[Any]]:
+    def _factories(self) -> tuple[ExtrasFactory, OptionsFactory]:
+        registry = self.registry or default_registry()
         if isinstance(self.packer, str):
-            from .._api import default_registry
-
-            return (self.registry or default_registry()).get_packer_class(self.packer)
-        return self.packer
+            return example_factories(registry, self.packer, registry.get_packer_class(self.packer))
+        return example_factories(registry, self.packer.name, self.packer)
 
     def run_check(self, check: str) -> CheckResult:
         """Run one check; fail (or skip) the current pytest test with its reason."""

@@ -7,10 +7,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._packer import Encoded, ParameterPacker
+from .._packer import Encoded, ParameterPacker, Sections
 from .._typing import JSONValue, NDArray, NDArrays
 from ..checks import array_list, describe
-from ..frame import Sections
 
 __all__ = ["ForeignPacker", "compare_values", "compare_weights", "example_weights"]
 

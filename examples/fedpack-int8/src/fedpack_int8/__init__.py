@@ -32,8 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 import fedpack
+from fedpack import Sections
 from fedpack.checks import array_list, check_strings, describe
-from fedpack.frame import Sections
 
 __all__ = ["Int8Packer", "dequantize", "fedpack_register_packers", "fits", "quantize"]
 

@@ -171,11 +171,11 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
         if self.inner is not None:
             self.inner.use_budget(self.budget, from_frame=from_frame)
 
-    def __repr__(self) -> str:
-        args = [f"bits={self.bits}", f"block={self.block}", f"rounding={self.rounding!r}"]
-        if self.inner is not None:
-            args.append(f"inner={self.inner!r}, sections={self.sections!r}")
-        return f"QuantizePacker({', '.join(args)}, framed={self.framed!r})"
+    def options(self) -> dict[str, Any]:
+        """The frame options, the rounding, and the seed and ``max_elements`` when set."""
+        local = {"seed": self.seed, "max_elements": self._max_elements}
+        options = {**self.frame_options(), "rounding": self.rounding}
+        return options | {key: value for key, value in local.items() if value is not None}
 
     # -- the plugin methods ----------------------------------------------------------------------
 

@@ -57,11 +57,9 @@ class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
         #: Number of weight arrays before the control variates, or ``None`` if not known.
         self.size_of_model_params = _count_or_none(size_of_model_params)
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(size_of_model_params={self.size_of_model_params!r}, "
-            f"framed={self.framed!r})"
-        )
+    def options(self) -> dict[str, Any]:
+        """``size_of_model_params`` (kept by the receiver, not written into the frame)."""
+        return {"size_of_model_params": self.size_of_model_params}
 
     def encode(self, model_weights: NDArrays, additional_parameters: NDArrays) -> Encoded:
         """Check the control variates (a list of arrays) and append them to the weights."""

@@ -29,7 +29,6 @@ from fedpack.checks import (
     shorten,
     unique_names,
 )
-from fedpack.frame import is_frame, read_frame
 
 from ._compact import (
     CompactTensor,
@@ -190,6 +189,10 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
         """The encoding (the receiver's packer is rebuilt with it)."""
         return {"encoding": self.encoding}
 
+    def options(self) -> dict[str, Any]:
+        """The encoding, and ``max_elements`` when it was given."""
+        return self.frame_options() | self.own_limits()
+
     def check_frame_options(self, options: Mapping[str, Any]) -> None:
         """Accept a frame of either encoding (decoding follows the payload's sections)."""
         if dict(options) not in ({"encoding": encoding} for encoding in ENCODINGS):
@@ -223,7 +226,7 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
         budget's allocation allowance (``max(max_bytes, max_expansion * payload bytes)``),
         checked before any is allocated.
         """
-        sections, meta = self._sections(packed_parameters)
+        sections, meta = self.split(packed_parameters)
         names = _names(sections, self.budget)
         if _is_compact(sections):
             tensors = _compact_tensors(sections, names, meta, self.budget)
@@ -234,23 +237,6 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
         extra = (sections["indices"], sections["shapes"], names)
         dense = densify(values, extra, base=base, budget=self.budget)
         return names, [dense[name] for name in names]
-
-    def _sections(self, packed_parameters: NDArrays) -> tuple[Sections, Mapping[str, Any]]:
-        packed = array_list(packed_parameters, what="packed_parameters")
-        self.budget.check_count(len(packed), what="packed_parameters")
-        if not self.framed:
-            if packed and is_frame(packed[-1]):
-                raise PackingError(
-                    f"{_WHAT} was built with framed=False but the payload ends in a fedpack frame"
-                )
-            return self.split_unframed(packed), {}
-        frame = read_frame(packed, budget=self.budget)
-        if frame.packer != self.name:
-            raise PackingError(
-                f"expected a payload of packer {self.name!r}, found one packed by {frame.packer!r}"
-            )
-        self.check_frame_options(frame.options)
-        return Sections.split(packed[:-1], frame.sections), frame.meta
 
     # -- conformance hooks -----------------------------------------------------------------------
 

@@ -23,9 +23,9 @@ import numpy as np
 import numpy.lib.format as npformat
 import numpy.typing as npt
 
-from ._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
-from ._errors import PackingError
-from .checks import shorten
+from .._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
+from .._errors import PackingError
+from ..checks import shorten
 
 __all__ = [
     "MAX_HEADER_SIZE",
