@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import fedpack
 from fedpack import DEFAULT_BUDGET, DecodeBudget, PackingError
-from fedpack import _budget as budget_module
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FIELDS = [f.name for f in dataclasses.fields(DecodeBudget)]
@@ -37,18 +36,8 @@ def _readme_table() -> dict[str, int]:
     return {name: _value(value) for name, value in rows}
 
 
-def _docstring_table() -> dict[str, int]:
-    doc = budget_module.__doc__ or ""
-    rows = re.findall(r"^``(\w+)``\s+(\S+(?: MiB)?)\s", doc, re.M)
-    return {name: _value(value) for name, value in rows}
-
-
 def test_the_readme_table_is_the_code() -> None:
     assert _readme_table() == {name: getattr(DEFAULT_BUDGET, name) for name in FIELDS}
-
-
-def test_the_docstring_table_is_the_code() -> None:
-    assert _docstring_table() == {name: getattr(DEFAULT_BUDGET, name) for name in FIELDS}
 
 
 def test_the_budget_is_exported_and_frozen() -> None:

@@ -1,47 +1,17 @@
 """The decoding budget: how much a received payload may make the receiver spend.
 
-A server unpacks whatever its clients send. Every decoding path (the npy codec, the frame, the
-packers, :func:`fedpack.unpack`, the Flower helpers) checks the payload against ONE
-:class:`DecodeBudget`, set by the receiver, *before* anything is allocated for it. The checks
-look at array counts, shapes, dtypes and header fields, never at every byte: they cost
-O(number of arrays), not O(payload size).
-
-The defaults (:data:`DEFAULT_BUDGET`) are safe for a server facing untrusted clients and large
-enough for every model in the benchmarks (GPT-2 included):
-
-====================  ==============  =============================================================
-field                 default         what it bounds
-====================  ==============  =============================================================
-``max_arrays``        10,000          arrays in one payload (weights, extras and frame together),
-                                      names in a names array, entries of a dtype or scale list
-``max_sections``      64              sections a frame may declare (a composition adds its parts')
-``max_rank``          16              dimensions of one array or of one claimed tensor shape
-``max_elements``      2**31           elements one array or one claimed tensor shape may hold
-``max_bytes``         64 MiB          bytes the receiver may allocate for one payload whatever its
-                                      size (dense rebuilds, index matrices, dequantized weights)
-``max_expansion``     64              ... and beyond ``max_bytes``: at most this many times the
-                                      payload's own bytes
-``max_string_width``  1,024           characters of one string element (a tensor or layer name,
-                                      a dtype name); zero-width strings are always refused
-``max_name_length``   128             characters of a packer or section name in a frame
-``max_frame_bytes``   1 MiB           bytes of the frame array
-====================  ==============  =============================================================
-
-So a payload of ``n`` bytes can never make the receiver allocate more than
-``max(max_bytes, max_expansion * n)`` bytes (plus any ``base`` the receiver supplies itself), and
-a tiny payload claiming a huge tensor is refused with a :class:`fedpack.PackingError` at once.
-
-The receiver sets the budget: ``fedpack.get_packer(name, budget=...)``,
-``fedpack.unpack(packed, budget=...)``, the Flower helpers' ``budget=``. A payload's frame can
-only *tighten* it: options read from a frame (a ``max_elements`` of ``sparse_coo``, in a plain
-or a composed payload) never raise a limit above the receiver's.
+Every decoding path (the npy codec, the frame, the packers, :func:`fedpack.unpack`, the
+Flower helpers) checks a payload against ONE :class:`DecodeBudget`, set by the receiver,
+*before* anything is allocated for it, in O(number of arrays). A payload of ``n`` bytes never
+makes the receiver allocate more than ``max(max_bytes, max_expansion * n)`` bytes, and a
+frame's options can only tighten the budget. The README's decoding-budget section has the
+table of defaults (a test keeps it equal to the fields below).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from ._errors import PackingError
 
@@ -64,9 +34,8 @@ _FIELDS = (
 class DecodeBudget:
     """Limits on what one received payload may make the receiver allocate or process.
 
-    Every field is a non-negative ``int``; see the module documentation for the table of
-    defaults. Build a looser or tighter budget with keyword arguments
-    (``DecodeBudget(max_elements=2**33)``) or from another one with :meth:`replace`.
+    Every field is a non-negative ``int`` (defaults: the README's table). Build a looser or
+    tighter budget with ``DecodeBudget(max_elements=2**33)`` or from another with :meth:`replace`.
     """
 
     #: Arrays in one payload; also names in a names array and entries of a per-array list.
@@ -176,8 +145,3 @@ def budget_or_default(budget: object) -> DecodeBudget:
     if not isinstance(budget, DecodeBudget):
         raise TypeError(f"budget: expected a fedpack.DecodeBudget or None, found {budget!r:.80}")
     return budget
-
-
-def limits_of(budget: DecodeBudget) -> dict[str, Any]:
-    """The fields of ``budget`` as a dict (for reprs and tests)."""
-    return {name: getattr(budget, name) for name in _FIELDS}

@@ -1,27 +1,14 @@
-"""Composition: several registered packers in one payload, weights carried once.
+"""Composition: several packers in one payload, weights carried once.
 
-``get_packer("scaffold+clipping_bit")`` (or :func:`fedpack.compose`) builds a packer whose
-extra data is a tuple ``(control_variates, clipping_bit)``. It is made from the parts' own
-:meth:`~fedpack.ParameterPacker.encode`, :meth:`~fedpack.ParameterPacker.decode` and
-:meth:`~fedpack.ParameterPacker.split_unframed`, so every packer composes without new code.
-
-Payload (framed)::
-
-    weights..., <part 1 sections>..., <part 2 sections>..., frame
-
-The frame names the packer ``compose``; its options list the parts (name and constructor
-options, so :func:`fedpack.unpack` rebuilds the composition) and its meta records, per part,
-its section counts and its own meta. A part's section ``s`` is called ``s`` in the payload when
-``s`` is the part's name, else ``<part>__<s>``. Unpacking checks the recorded parts against the
-packer's own, in order: a payload of ``scaffold+clipping_bit`` unpacked as
-``clipping_bit+scaffold`` (or as plain ``scaffold``) is a :class:`fedpack.PackingError`.
-
-Without a frame (``framed=False``) the same arrays are sent without the frame and split by
-peeling parts off the end: the last part splits the whole list, what it calls the weights is
-handed to the part before it, and so on. That is right when every part but the first finds its
-own arrays at the end of the list (``clipping_bit``, ``adaptive_constraint``, ``layer_names``);
-a part that splits from the front (``scaffold`` with ``size_of_model_params``) must come first.
+A :class:`ComposedPacker` is made from its parts' own ``encode`` / ``decode`` /
+``split_unframed``, so every packer composes without new code. Its frame names the packer
+``compose`` and records each part (name, options, sections, meta); a part's section ``s`` is
+called ``<part>__<s>`` unless ``s`` is the part's name. The README's "Composition" section
+has the payload layout and the rules. Without a frame, the parts are peeled off the end of the
+payload, the last part first: a part that splits from the front (``scaffold`` with
+``size_of_model_params``) must come first.
 """
+
 
 from __future__ import annotations
 

@@ -132,8 +132,6 @@ class PackerRegistry:
         self._pins.update(self._pinned)
 
     def _reset_plugins(self) -> None:
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self._pm.add_hookspecs(hookspecs)
         self._scan: dict[str, list[EntryPoint]] | None = None
         self._loaded: dict[tuple[str, str], type[ParameterPacker[Any]]] = {}
         self._failed: dict[tuple[str, str], PluginLoadError] = {}
@@ -432,11 +430,6 @@ class PackerRegistry:
             plugin = _load_entry_point(ep.value)
         except Exception as exc:
             raise PluginLoadError(f"{where} failed to import: {exc!r}") from exc
-        if self._pm.is_registered(plugin):
-            raise PluginLoadError(
-                f"{where} registers no packer named {key!r} (its hook already ran for another "
-                "entry point)"
-            )
         collected: dict[str, type[ParameterPacker[Any]]] = {}
 
         def register(cls: type[ParameterPacker[Any]], /) -> None:
@@ -445,35 +438,35 @@ class PackerRegistry:
                 raise PluginLoadError(f"{where} registered packer {name!r} twice")
             collected[name] = cls
 
+        # pluggy checks the plugin against the hook specification (unknown hooks, argument
+        # names); the plugin's one hook is then called with nothing else registered
+        manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        manager.add_hookspecs(hookspecs)
+        try:
+            manager.register(plugin, name=f"{ep.distribution}:{key}")
+            manager.check_pending()
+            manager.hook.fedpack_register_packers(register=register)
+        except PluginLoadError:
+            raise
+        except Exception as exc:
+            raise PluginLoadError(f"{where} failed to register: {exc!r}") from exc
+        if key not in collected:
+            found = ", ".join(sorted(collected)) or "nothing"
+            raise PluginLoadError(
+                f"{where} registers no packer named {key!r} (it registered {found}); does "
+                "it implement fedpack_register_packers with @fedpack.hookimpl?"
+            )
         declared = {
-            name
-            for name, claims in self._entry_points().items()
+            n
+            for n, claims in self._entry_points().items()
             if any(c.path == ep.path for c in claims)
         }
-        try:
-            self._pm.register(plugin, name=f"{ep.distribution}:{key}")
-            self._pm.check_pending()
-            others = [p for p in self._pm.get_plugins() if p is not plugin]
-            caller = self._pm.subset_hook_caller("fedpack_register_packers", others)
-            caller(register=register)
-            if key not in collected:
-                found = ", ".join(sorted(collected)) or "nothing"
-                raise PluginLoadError(
-                    f"{where} registers no packer named {key!r} (it registered {found}); does "
-                    "it implement fedpack_register_packers with @fedpack.hookimpl?"
-                )
-            undeclared = sorted(set(collected) - declared)
-            if undeclared:
-                raise PluginLoadError(
-                    f"{where} registered {', '.join(map(repr, undeclared))}, which its "
-                    f"distribution does not declare under the {self._group!r} entry points"
-                )
-        except Exception as exc:
-            if self._pm.is_registered(plugin):
-                self._pm.unregister(plugin)  # roll back: nothing of this plugin stays
-            if isinstance(exc, PluginLoadError):
-                raise
-            raise PluginLoadError(f"{where} failed to register: {exc!r}") from exc
+        undeclared = sorted(set(collected) - declared)
+        if undeclared:
+            raise PluginLoadError(
+                f"{where} registered {', '.join(map(repr, undeclared))}, which its "
+                f"distribution does not declare under the {self._group!r} entry points"
+            )
         return collected
 
     def _load_everything(self) -> None:

@@ -1,27 +1,11 @@
-r"""The trailing frame that makes a packed payload self-describing.
+"""The trailing frame that makes a packed payload self-describing.
 
-A framed payload is the packer's arrays followed by ONE frame array: a 1-D ``uint8`` array laid
-out as::
-
-    offset  size  content
-    0       8     magic b"FEDPACK\x00"
-    8       1     format version (currently 1)
-    9       4     CRC-32 of the body, little-endian unsigned
-    13      n     body: a UTF-8 JSON object
-
-The body holds four keys and nothing else::
-
-    {"packer": "scaffold",
-     "sections": [["weights", 62], ["control_variates", 48]],
-     "options": {...},   # constructor options the receiver needs to rebuild the packer
-     "meta": {...}}      # per-payload facts the packer's decoder needs (e.g. encodings)
-
-The section counts add up to the number of arrays before the frame. Decoding is bounded by the
-receiver's :class:`fedpack.DecodeBudget` (frame bytes, name lengths, number of sections and of
-arrays), never evaluates or unpickles anything, verifies the checksum and the schema, refuses
-duplicate keys in any JSON object (another reader could take the other value), and rejects an
-unknown format version with an error that says which versions this fedpack reads.
+One 1-D ``uint8`` array ends a framed payload: magic, format version, CRC-32 and a strict JSON
+body ``{"packer", "sections", "options", "meta"}``. The README's "Wire format" section is the
+specification; decoding is bounded by the receiver's :class:`fedpack.DecodeBudget`, never
+evaluates or unpickles anything, and refuses duplicate JSON keys and unknown versions.
 """
+
 
 from __future__ import annotations
 
