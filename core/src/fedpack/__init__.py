@@ -34,28 +34,6 @@ from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-# Public classes live in private modules; show them (tracebacks, reprs, docs) where users
-# import them from, as ``fedpack.PackingError`` rather than ``fedpack._errors.PackingError``.
-for _cls in (
-    ComposedPacker,
-    DecodeBudget,
-    Encoded,
-    FedpackError,
-    Frame,
-    PackerConflictError,
-    PackerInfo,
-    PackerRegistry,
-    PackingError,
-    ParameterPacker,
-    PluginLoadError,
-    ScalarPacker,
-    Sections,
-    UnknownPackerError,
-    UnknownPayloadPackerError,
-):
-    _cls.__module__ = __name__
-del _cls
-
 __all__ = [
     "DEFAULT_BUDGET",
     "ComposedPacker",
@@ -84,3 +62,10 @@ __all__ = [
     "list_packers",
     "unpack",
 ]
+
+# Public classes live in private modules; show them (tracebacks, reprs, docs) where users
+# import them from, as ``fedpack.PackingError`` rather than ``fedpack._errors.PackingError``.
+for _name in __all__:
+    if isinstance(globals()[_name], type):
+        globals()[_name].__module__ = __name__
+del _name

@@ -9,7 +9,6 @@ payload, the last part first: a part that splits from the front (``scaffold`` wi
 ``size_of_model_params``) must come first.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -37,8 +36,7 @@ def split_composition(name: str) -> tuple[str, ...]:
     parts = tuple(normalize_name(part) for part in name.split("+"))
     if len(parts) < 2 or not all(parts):
         raise ValueError(
-            f"composition {name!r}: expected two or more packer names joined by '+', "
-            "e.g. 'scaffold+clipping_bit'"
+            f"composition {name!r}: expected two or more packer names joined by '+', e.g. 'a+b'"
         )
     reserved = sorted(set(parts) & _RESERVED)
     if reserved:

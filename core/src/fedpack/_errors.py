@@ -69,17 +69,9 @@ class PackingError(FedpackError, ValueError):
 class UnknownPayloadPackerError(PackingError, UnknownPackerError):
     """A received payload names a packer this receiver cannot provide.
 
-    Raised on every unpack path (:func:`fedpack.unpack`, the Flower helpers) for a payload
-    whose frame names a packer that is not installed, blocked, claimed twice or broken. It is
-    a :class:`PackingError`, so a receiver that catches ``PackingError`` handles every bad
-    payload, and an :class:`UnknownPackerError` (a ``LookupError``), as it was before. The
-    message names the packer (cut to a bounded length) and why it cannot be used; the
-    registry's own error is chained as ``__cause__``.
+    Raised on every unpack path (:func:`fedpack.unpack`, the Flower helpers) for a frame naming
+    a packer that is not installed, blocked, claimed twice or broken: a :class:`PackingError`
+    (a receiver catching ``PackingError`` handles every bad payload) and an
+    :class:`UnknownPackerError` (a ``LookupError``). The message names the packer (cut to a
+    bounded length) and why it cannot be used; the registry's error is its ``__cause__``.
     """
-
-    def __init__(self, message: str, *, name: str, available: tuple[str, ...] = ()) -> None:
-        Exception.__init__(self, message)
-        #: The packer name the payload asked for (possibly cut).
-        self.name = name
-        #: The names that could have been asked for instead.
-        self.available = available

@@ -276,7 +276,7 @@ class PackerRegistry:
             if unknown:
                 raise TypeError(
                     f"compose {key}: unexpected option(s) {', '.join(unknown)}; options of a "
-                    "part go under its name, e.g. scaffold={...}"
+                    "part go under its name, e.g. <part>={...}"
                 )
             part_options = [options.get(part, {}) for part in names]
         for part, opts in zip(names, part_options, strict=True):

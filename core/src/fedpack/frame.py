@@ -6,7 +6,6 @@ specification; decoding is bounded by the receiver's :class:`fedpack.DecodeBudge
 evaluates or unpickles anything, and refuses duplicate JSON keys and unknown versions.
 """
 
-
 from __future__ import annotations
 
 import zlib

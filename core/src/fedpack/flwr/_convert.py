@@ -17,6 +17,7 @@ import numpy as np
 from .._errors import PackingError
 from .._typing import NDArray, NDArrays
 from ..checks import array_list, describe
+from ._npy import from_array
 
 if TYPE_CHECKING:
     import torch
@@ -64,8 +65,6 @@ def _one(value: object, where: str) -> NDArray:
     if is_tensor(value):
         return tensor_to_numpy(value, where=where)
     if _is_flwr_array(value):
-        from ._records import from_array
-
         return from_array(cast("Array", value), where=where)
     raise PackingError(
         f"{where}: expected a numpy array, a torch tensor or a flwr Array, found {describe(value)}"

@@ -17,7 +17,7 @@ import math
 import re
 import struct
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.lib.format as npformat
@@ -25,9 +25,16 @@ import numpy.typing as npt
 
 from .._budget import DEFAULT_BUDGET, DecodeBudget, budget_or_default
 from .._errors import PackingError
-from ..checks import shorten
+from .._typing import NDArray
+from ..checks import describe, shorten
+
+if TYPE_CHECKING:
+    from flwr.app import Array
 
 __all__ = [
+    "STYPE",
+    "from_array",
+    "to_array",
     "MAX_HEADER_SIZE",
     "decode_array",
     "decode_arrays",
@@ -40,6 +47,8 @@ BytesLike = bytes | bytearray | memoryview
 #: Largest header (in bytes, after the length field) that :func:`decode_array` accepts.
 #: This is the limit ``np.load`` applies when ``allow_pickle=False``.
 MAX_HEADER_SIZE = 10_000
+#: The ``Array.stype`` of numpy-serialized arrays (Flower's ``SType.NUMPY``).
+STYPE = "numpy.ndarray"
 
 _MAGIC_PREFIX = b"\x93NUMPY"
 _MAGIC_LEN = len(_MAGIC_PREFIX) + 2
@@ -396,3 +405,50 @@ def decode_arrays(
         except PackingError as exc:
             raise PackingError(f"array {index}: {exc}") from exc
     return out
+
+
+def to_array(array: NDArray) -> Array:
+    """A Flower ``Array`` equal to ``Array(array)``, its data encoded by fedpack's codec."""
+    from flwr.app import Array
+
+    return Array(
+        dtype=str(array.dtype),
+        shape=tuple(int(n) for n in array.shape),
+        stype=STYPE,
+        data=encode_array(array),
+    )
+
+
+def from_array(
+    array: Array,
+    *,
+    writable: bool = False,
+    where: str = "array",
+    budget: DecodeBudget | None = None,
+) -> NDArray:
+    """Decode a Flower ``Array`` (``stype="numpy.ndarray"``) without copying by default.
+
+    The ``Array``'s ``shape`` and ``dtype`` fields must agree with its npy header; ``budget``
+    bounds the decoding (:func:`fedpack.DecodeBudget`).
+    """
+    stype = getattr(array, "stype", None)
+    data = getattr(array, "data", None)
+    if not isinstance(data, bytes):
+        raise PackingError(f"{where}: expected a flwr Array, found {describe(array)}")
+    if stype != STYPE:
+        raise PackingError(
+            f"{where}: expected an Array with stype {STYPE!r}, found {shorten(stype)}"
+        )
+    try:
+        result = decode_array(data, writable=writable, budget=budget)
+    except PackingError as exc:
+        raise PackingError(f"{where}: {exc}") from exc
+    shape = tuple(getattr(array, "shape", ()))
+    dtype = getattr(array, "dtype", None)
+    if result.shape != shape or str(result.dtype) != dtype:
+        raise PackingError(
+            f"{where}: the Array says dtype {shorten(dtype)} and shape {shorten(shape)}, but its "
+            "data holds "
+            f"dtype {str(result.dtype)!r} and shape {result.shape}"
+        )
+    return result

@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._budget import DecodeBudget, budget_or_default
 from .._errors import PackingError
 from .._packer import ParameterPacker
-from .._typing import NDArray, NDArrays
+from .._typing import NDArrays
 from ..checks import describe, finite_scalar, shorten
 from ..frame import decode_frame, is_frame, read_frame
 from ._common import decoding_budget
 from ._convert import Weights, named_arrays
-from ._npy import decode_array, encode_array
+from ._npy import STYPE, from_array, to_array
 
 if TYPE_CHECKING:
-    from flwr.app import Array, ArrayRecord, Message, RecordDict
+    from flwr.app import ArrayRecord, Message, RecordDict
 
 __all__ = [
     "ARRAYS_KEY",
@@ -70,8 +70,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: The ``Array.stype`` of numpy-serialized arrays (Flower's ``SType.NUMPY``).
-STYPE = "numpy.ndarray"
 #: The ArrayRecord Flower's built-in strategies read and write: the weights.
 ARRAYS_KEY = "arrays"
 #: The ArrayRecord holding the extra arrays and the frame.
@@ -90,53 +88,6 @@ KEY_CLIPPING_NORM = "clipping_norm"
 #: for packers that do not declare :attr:`fedpack.ParameterPacker.flower_scalar_keys` (kept for
 #: compatibility; the ``clipping_bit`` packer declares its keys itself).
 SCALAR_KEYS: dict[str, tuple[str, str]] = {}
-
-
-def to_array(array: NDArray) -> Array:
-    """A Flower ``Array`` equal to ``Array(array)``, its data encoded by fedpack's codec."""
-    from flwr.app import Array
-
-    return Array(
-        dtype=str(array.dtype),
-        shape=tuple(int(n) for n in array.shape),
-        stype=STYPE,
-        data=encode_array(array),
-    )
-
-
-def from_array(
-    array: Array,
-    *,
-    writable: bool = False,
-    where: str = "array",
-    budget: DecodeBudget | None = None,
-) -> NDArray:
-    """Decode a Flower ``Array`` (``stype="numpy.ndarray"``) without copying by default.
-
-    The ``Array``'s ``shape`` and ``dtype`` fields must agree with its npy header; ``budget``
-    bounds the decoding (:func:`fedpack.DecodeBudget`).
-    """
-    stype = getattr(array, "stype", None)
-    data = getattr(array, "data", None)
-    if not isinstance(data, bytes):
-        raise PackingError(f"{where}: expected a flwr Array, found {describe(array)}")
-    if stype != STYPE:
-        raise PackingError(
-            f"{where}: expected an Array with stype {STYPE!r}, found {shorten(stype)}"
-        )
-    try:
-        result = decode_array(data, writable=writable, budget=budget)
-    except PackingError as exc:
-        raise PackingError(f"{where}: {exc}") from exc
-    shape = tuple(getattr(array, "shape", ()))
-    dtype = getattr(array, "dtype", None)
-    if result.shape != shape or str(result.dtype) != dtype:
-        raise PackingError(
-            f"{where}: the Array says dtype {shorten(dtype)} and shape {shorten(shape)}, but its "
-            "data holds "
-            f"dtype {str(result.dtype)!r} and shape {result.shape}"
-        )
-    return result
 
 
 def to_array_record(arrays: Weights, keys: Sequence[str] | None = None) -> ArrayRecord:
