@@ -34,7 +34,7 @@ from ._kernels import (
     extract_coo,
     extract_flat,
     extract_selected,
-    rebuild_dense,
+    scatter_flat,
 )
 from ._validate import check_all, dense_bytes, label, payload_bytes
 
@@ -191,21 +191,21 @@ def densify(
         limits = limits.replace(max_elements=max_elements)
     max_elements = limits.max_elements
     limits.check_count(len(values), what=f"{what}: values")
-    check_all(
+    flats = check_all(
         what, values, indices, shapes, names, max_elements=max_elements, max_rank=limits.max_rank
-    )
+    )  # every tensor validated once, here: the scatter below trusts these flat positions
+    dims = [tuple(int(d) for d in s.tolist()) for s in shapes]
     if base is None:
-        dims = [tuple(int(d) for d in s.tolist()) for s in shapes]
         limits.check_alloc(
             dense_bytes(dims, [v.dtype.itemsize for v in values]),
             payload_bytes(values, indices, shapes),
             what=f"{what}: dense tensors",
         )
     out: dict[str, NDArray] = {}
-    for i, (v, idx, shape, name) in enumerate(zip(values, indices, shapes, names, strict=True)):
+    for i, (v, flat, shape, name) in enumerate(zip(values, flats, dims, names, strict=True)):
         start = None if base is None else base_for(what, base, name, i)
         try:
-            out[name] = rebuild_dense(v, idx, shape, base=start, max_elements=max_elements)
+            out[name] = scatter_flat(v, flat, shape, start)
         except PackingError as exc:
             raise PackingError(f"{label(what, names, i)}: {exc}") from None
     return out

@@ -472,17 +472,31 @@ def rebuild_dense(
     dtype ``values.dtype``.
     """
     vals = _check_values(values, None)
-    dims, size = _check_shape(shape, max_elements)
+    dims, _ = _check_shape(shape, max_elements)
     if isinstance(indices, np.ndarray) and indices.ndim == 2 and indices.shape[0] != len(vals):
         raise PackingError(
             f"indices: expected {len(vals)} rows (one per value), found {indices.shape[0]}"
         )
-    flat = flat_from_coo(indices, dims, max_elements=max_elements)
+    return scatter_flat(vals, flat_from_coo(indices, dims, max_elements=max_elements), dims, base)
+
+
+def scatter_flat(
+    values: Array, flat: IntpArray, dims: tuple[int, ...], base: Array | None = None
+) -> Array:
+    """The dense tensor of checked ``values`` at checked in-bounds flat positions ``flat``.
+
+    What :func:`rebuild_dense` does once its input is validated (and what ``densify`` calls
+    with the positions its own checks computed): a position given twice and a ``base`` of
+    another shape or dtype are refused.
+    """
     _check_no_duplicates(flat, "indices")
     if base is not None:
-        _check_base(base, dims, vals.dtype)
-    out = _new_output(size, vals.dtype, base)
-    out[flat] = vals
+        _check_base(base, dims, values.dtype)
+    size = 1
+    for d in dims:
+        size *= d
+    out = _new_output(size, values.dtype, base)
+    out[flat] = values
     return out.reshape(dims)
 
 
