@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, SupportsIndex
 
 import numpy as np
 
@@ -25,6 +26,7 @@ __all__ = [
     "describe",
     "expect_sections",
     "finite_scalar",
+    "int_option",
     "names_from_array",
     "names_to_array",
     "scalar_from_array",
@@ -89,6 +91,24 @@ def array_list(value: object, *, what: str, offset: int = 0) -> NDArrays:
                 "objects; object arrays are never packed (they would need pickle)"
             )
     return arrays
+
+
+def int_option(value: object, *, what: str, minimum: int | None = 0) -> int | None:
+    """Check an optional integer constructor option: ``None``, or an int (no bool) >= ``minimum``.
+
+    The convention of every packer's options, as of Python's own constructors: a value of
+    another type raises ``TypeError``, an int below ``minimum`` raises ``ValueError``.
+    """
+    kind = {None: "an int", 0: "a non-negative int", 1: "a positive int"}.get(minimum)
+    kind = kind or f"an int of at least {minimum}"
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
+        raise TypeError(f"{what}: expected {kind} or None, found {describe(value)}")
+    number = operator.index(value)
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{what}: expected {kind}, found {number}")
+    return number
 
 
 def expect_sections(sections: Mapping[str, object], expected: Sequence[str], *, what: str) -> None:

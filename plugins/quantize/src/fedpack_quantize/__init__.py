@@ -24,15 +24,14 @@ which arrays are codes and their dtype and shape; see ``_layout``), and fedpack'
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, SupportsIndex
+from typing import Any, ClassVar
 
 import numpy as np
 
 import fedpack
 from fedpack import Encoded, NDArray, NDArrays, PackingError, Sections
-from fedpack.checks import describe
+from fedpack.checks import describe, int_option
 
 from ._kernels import BITS, code_shape, dequantize, error_bound, quantize, scale_count
 from ._layout import Entry, encode_layout, parse_layout
@@ -103,16 +102,11 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
         super().__init__(framed=framed)
         if isinstance(bits, bool) or bits not in BITS:
             raise ValueError(f"bits: expected one of {BITS}, found {bits!r}")
-        if block is not None:
-            block = _positive_int(block, "block")
+        block = int_option(block, what="block", minimum=1)
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding: expected one of {ROUNDINGS}, found {rounding!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed: expected an int or None, found {describe(seed)}")
-        if max_elements is not None and (
-            isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 0
-        ):
-            raise ValueError(f"max_elements: expected a non-negative int, found {max_elements!r}")
+        seed = int_option(seed, what="seed", minimum=None)
+        max_elements = int_option(max_elements, what="max_elements")
         #: 8 or 4.
         self.bits = int(bits)
         #: Elements per scale, or ``None`` (one scale per tensor).
@@ -347,15 +341,6 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
     def example_extras(cls, weights: NDArrays) -> list[Any]:
         """``None``: the weights alone (any weights)."""
         return [None]
-
-
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
-        raise TypeError(f"{what}: expected a positive int or None, found {describe(value)}")
-    number = operator.index(value)
-    if number < 1:
-        raise ValueError(f"{what}: expected a positive int, found {number}")
-    return number
 
 
 def _scales(array: NDArray, *, where: str) -> NDArray:

@@ -8,15 +8,14 @@ FL4Health's layout (``framed=False``) the split point must be given.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, SupportsIndex
+from typing import Any, ClassVar
 
 import numpy as np
 
 import fedpack
 from fedpack import Encoded, NDArrays, PackingError, Sections
-from fedpack.checks import array_list, describe, expect_sections
+from fedpack.checks import array_list, describe, expect_sections, int_option
 
 __all__ = ["ScaffoldPacker", "fedpack_register_packers"]
 
@@ -55,7 +54,7 @@ class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
         """Create the packer; see the class docstring for ``size_of_model_params``."""
         super().__init__(framed=framed)
         #: Number of weight arrays before the control variates, or ``None`` if not known.
-        self.size_of_model_params = _count_or_none(size_of_model_params)
+        self.size_of_model_params = int_option(size_of_model_params, what="size_of_model_params")
 
     def options(self) -> dict[str, Any]:
         """``size_of_model_params`` (kept by the receiver, not written into the frame)."""
@@ -134,19 +133,6 @@ def _check_numeric(control_variates: NDArrays, where: Callable[[int], str]) -> N
                 f"scaffold: control variate ({where(index)}): expected a bool, integer, float "
                 f"or complex array, found {describe(array)}"
             )
-
-
-def _count_or_none(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
-        raise TypeError(
-            f"size_of_model_params: expected a non-negative int or None, found {describe(value)}"
-        )
-    count = operator.index(value)
-    if count < 0:
-        raise ValueError(f"size_of_model_params: expected a non-negative int, found {count}")
-    return count
 
 
 @fedpack.hookimpl

@@ -24,6 +24,7 @@ from fedpack import Encoded, NDArray, NDArrays, PackingError, Sections
 from fedpack.checks import (
     array_list,
     describe,
+    int_option,
     names_from_array,
     names_to_array,
     shorten,
@@ -99,12 +100,7 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
                 "encoding='compact' needs framed=True: FL4Health's layout (framed=False) has no "
                 "frame to record each tensor's encoding"
             )
-        if max_elements is not None and (
-            isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 0
-        ):
-            raise ValueError(
-                f"max_elements: expected a non-negative int, found {shorten(max_elements, 40)}"
-            )
+        max_elements = int_option(max_elements, what="max_elements")
         #: ``"coo"`` or ``"compact"``.
         self.encoding = encoding
         self._max_elements = max_elements
