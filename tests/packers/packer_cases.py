@@ -6,15 +6,15 @@ import io
 from typing import Any
 
 import numpy as np
+from builtin_packers import EXTRA_PACKERS, SCALAR_PACKERS
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fedpack
 from fedpack import NDArray, NDArrays
 
-#: Every built-in packer these tests cover (sparse_coo has its own tests).
-PACKERS = ("scaffold", "clipping_bit", "adaptive_constraint", "layer_names")
-SCALAR_PACKERS = ("clipping_bit", "adaptive_constraint")
+#: Every built-in packer these tests cover (the others have suites of their own); the scalar ones.
+PACKERS = EXTRA_PACKERS
 
 #: The dtypes weights are tried with.
 DTYPES = tuple(
