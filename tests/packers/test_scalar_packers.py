@@ -1,4 +1,7 @@
-"""Behaviour shared by the scalar packers (clipping_bit and adaptive_constraint)."""
+"""The scalar packers: their classes, shared behaviour and the FL4Health quirks they close.
+
+Every test runs for each of them (``SCALAR_PACKERS``: clipping_bit and adaptive_constraint).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fedpack_adaptive_constraint import AdaptiveConstraintPacker
+from fedpack_clipping_bit import ClippingBitPacker
+from fl4health_reference import reference_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packer_cases import SCALAR_PACKERS
@@ -16,8 +22,50 @@ from fedpack.frame import encode_frame
 
 WEIGHTS = [np.zeros((2, 2)), np.ones(3, np.float32)]
 LAYOUTS = [pytest.param(True, id="framed"), pytest.param(False, id="fl4health")]
+NO_FRAME = "expected a fedpack frame as the last array"
+CLASSES: dict[str, type[fedpack.ScalarPacker]] = {
+    "clipping_bit": ClippingBitPacker,
+    "adaptive_constraint": AdaptiveConstraintPacker,
+}
 
 pytestmark = pytest.mark.parametrize("name", SCALAR_PACKERS)
+
+
+def test_class(name: str) -> None:
+    cls = CLASSES[name]
+    assert fedpack.get_packer_class(name) is cls
+    assert issubclass(cls, fedpack.ScalarPacker)
+    assert cls.section == name
+    assert repr(cls(framed=False)) == f"{cls.__name__}(framed=False)"
+
+
+def test_quirk_never_packed_list_ending_in_0d_buffer(name: str) -> None:
+    # a state_dict whose last entry is BatchNorm's 0-d int64 num_batches_tracked
+    never_packed = [np.ones((4, 3), np.float32), np.zeros(4), np.array(12, np.int64)]
+    weights, value = reference_for(name).unpack_parameters(never_packed)
+    assert (len(weights), value) == (2, 12)  # FL4Health: a weight silently becomes the scalar
+    with pytest.raises(PackingError, match=NO_FRAME + r".*int64 array of shape \(\) at index 2"):
+        fedpack.get_packer(name).unpack_parameters(never_packed)
+
+
+#: The last weight FL4Health's packer is shown to take as the scalar. clipping_bit reads it with
+#: ``.item()``, so a single-output layer's bias (shape (1,)) silently becomes the scalar.
+#: adaptive_constraint reads it with ``float()``, which numpy refuses for a shape (1,) array since
+#: 2.4 (a deprecation warning since 1.25), so there the quirk is shown with a 0-d bias-like weight.
+REFERENCE_LAST = {
+    "clipping_bit": np.array([0.25], np.float32),
+    "adaptive_constraint": np.array(0.25, np.float32),
+}
+
+
+def test_quirk_never_packed_list_ending_in_size1_bias(name: str) -> None:
+    # a single-output layer: the last bias has shape (1,)
+    never_packed = [np.ones((1, 8), np.float32), np.array([0.25], np.float32)]
+    reference_payload = [never_packed[0], REFERENCE_LAST[name]]
+    weights, value = reference_for(name).unpack_parameters(reference_payload)
+    assert (len(weights), value) == (1, 0.25)  # FL4Health: a weight silently becomes the scalar
+    with pytest.raises(PackingError, match=NO_FRAME + r".*float32 array of shape \(1,\)"):
+        fedpack.get_packer(name).unpack_parameters(never_packed)
 
 
 @pytest.mark.parametrize("framed", LAYOUTS)
