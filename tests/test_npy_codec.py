@@ -361,7 +361,7 @@ def test_decode_arrays() -> None:
     arrs = [sample("f4", (3, 4)), sample("i8", ()), sample("<U7", (2,))]
     out = decode_arrays(encode_arrays(arrs))
     assert len(out) == 3
-    for got, want in zip(out, arrs, strict=False):
+    for got, want in zip(out, arrs, strict=True):
         assert_same_array(got, want)
         assert not got.flags.writeable
     assert all(a.flags.writeable for a in decode_arrays(encode_arrays(arrs), writable=True))

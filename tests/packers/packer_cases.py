@@ -132,10 +132,17 @@ def same_array(a: NDArray, b: NDArray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+def same_arrays(got: NDArrays, expected: NDArrays) -> bool:
+    """As many arrays as expected, each :func:`same_array` as its counterpart."""
+    return len(got) == len(expected) and all(
+        same_array(a, b) for a, b in zip(got, expected, strict=True)
+    )
+
+
 def same_extra(name: str, got: Any, expected: Any) -> bool:
     """Whether an unpacked extra value equals what was packed."""
     if name == "scaffold":
-        return len(got) == len(expected) and all(map(same_array, got, expected))
+        return same_arrays(got, expected)
     if name in SCALAR_PACKERS:
         return type(got) is float and got == float(expected)
     return bool(got == list(expected))

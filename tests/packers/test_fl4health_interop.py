@@ -51,7 +51,8 @@ def test_pack_matches_fl4health(name: str, extra: Any, weights: list[Any]) -> No
     theirs = _reference(name, weights).pack_parameters(weights, extra)
     _assert_same_payload(ours, theirs)
     # neither copies: the same weight objects lead both payloads
-    assert all(a is b for a, b in zip(ours[: len(weights)], theirs, strict=False))
+    n = len(weights)
+    assert all(a is b is w for a, b, w in zip(ours[:n], theirs[:n], weights, strict=True))
     # the framed layout is the same arrays plus one frame
     framed = packer(name, weights=weights).pack_parameters(weights, extra)
     _assert_same_payload(framed[:-1], theirs)
