@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import numpy as np
@@ -249,9 +247,3 @@ def test_split_fit_results_dispatches_on_the_frame(rng: np.random.Generator) -> 
     res = fit_res(pack_parameters(scaffold, model_weights(rng), [np.ones(2)]), 1)
     _, extras = split_fit_results([(Proxy("a"), res)])
     assert arrays_equal(extras[0], [np.ones(2)])
-
-
-def test_importing_fedpack_flwr_does_not_import_flwr() -> None:
-    code = "import sys, fedpack.flwr; print(any(m.split('.')[0] == 'flwr' for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
