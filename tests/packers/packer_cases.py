@@ -6,15 +6,20 @@ import io
 from typing import Any
 
 import numpy as np
+import pytest
 from builtin_packers import EXTRA_PACKERS, SCALAR_PACKERS
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fedpack
-from fedpack import NDArray, NDArrays
+from fedpack import Frame, NDArray, NDArrays
+from fedpack.frame import encode_frame
 
 #: Every built-in packer these tests cover (the others have suites of their own); the scalar ones.
 PACKERS = EXTRA_PACKERS
+
+#: The two layouts every packer is tried in: fedpack's framed one, and FL4Health's.
+LAYOUTS = [pytest.param(True, id="framed"), pytest.param(False, id="fl4health")]
 
 #: The dtypes weights are tried with.
 DTYPES = tuple(
@@ -137,6 +142,26 @@ def same_arrays(got: NDArrays, expected: NDArrays) -> bool:
     return len(got) == len(expected) and all(
         same_array(a, b) for a, b in zip(got, expected, strict=True)
     )
+
+
+def assert_same_payload(ours: NDArrays, theirs: NDArrays) -> None:
+    """Two payloads hold the same arrays, in order (the index of the first difference is shown)."""
+    assert len(ours) == len(theirs)
+    for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a.dtype == b.dtype, index
+        assert a.shape == b.shape, index
+        assert same_array(a, b), index
+
+
+def one_extra_payload(name: str, weights: NDArrays, extra: NDArray, *, framed: bool) -> NDArrays:
+    """``weights`` then the one array of packer ``name``'s extra, with its frame if ``framed``.
+
+    Built by hand, so that the array can be one the packer would never write.
+    """
+    payload = [*weights, extra]
+    if framed:
+        payload.append(encode_frame(Frame(name, (("weights", len(weights)), (name, 1)))))
+    return payload
 
 
 def same_extra(name: str, got: Any, expected: Any) -> bool:

@@ -14,14 +14,12 @@ from fedpack_clipping_bit import ClippingBitPacker
 from fl4health_reference import reference_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from packer_cases import SCALAR_PACKERS
+from packer_cases import LAYOUTS, SCALAR_PACKERS, one_extra_payload
 
 import fedpack
-from fedpack import Frame, PackingError
-from fedpack.frame import encode_frame
+from fedpack import PackingError
 
 WEIGHTS = [np.zeros((2, 2)), np.ones(3, np.float32)]
-LAYOUTS = [pytest.param(True, id="framed"), pytest.param(False, id="fl4health")]
 NO_FRAME = "expected a fedpack frame as the last array"
 CLASSES: dict[str, type[fedpack.ScalarPacker]] = {
     "clipping_bit": ClippingBitPacker,
@@ -102,10 +100,7 @@ def test_unframed_keeps_fl4health_dtype(name: str, value: Any, dtype: Any) -> No
 @pytest.mark.parametrize("framed", LAYOUTS)
 def test_first_round_shape_1_bound_is_accepted(name: str, framed: bool) -> None:
     bound = np.array([0.75])  # FL4Health's server sends the first round's bound as (1,) float64
-    if framed:
-        payload = [*WEIGHTS, bound, encode_frame(Frame(name, (("weights", 2), (name, 1))))]
-    else:
-        payload = [*WEIGHTS, bound]
+    payload = one_extra_payload(name, WEIGHTS, bound, framed=framed)
     weights, got = fedpack.get_packer(name, framed=framed).unpack_parameters(payload)
     assert got == 0.75
     assert type(got) is float
@@ -146,20 +141,6 @@ def test_pack_rejects(name: str, framed: bool, value: Any, message: str) -> None
 )
 @pytest.mark.parametrize("framed", LAYOUTS)
 def test_unpack_rejects(name: str, framed: bool, array: Any, message: str) -> None:
-    payload = [*WEIGHTS, array]
-    if framed:
-        payload.append(encode_frame(Frame(name, (("weights", 2), (name, 1)))))
+    payload = one_extra_payload(name, WEIGHTS, array, framed=framed)
     with pytest.raises(PackingError, match=rf"{name} \(array 2, {name}\[0\]\): {message}"):
         fedpack.get_packer(name, framed=framed).unpack_parameters(payload)
-
-
-def test_unframed_unpack_rejects_empty_list(name: str) -> None:
-    with pytest.raises(PackingError, match=f"{name}: expected the weights followed by one"):
-        fedpack.get_packer(name, framed=False).unpack_parameters([])
-
-
-def test_unpack_rejects_frames_with_other_sections(name: str) -> None:
-    frame = Frame(name, (("weights", 1), (name, 1), ("extra", 1)))
-    payload = [np.zeros(1), np.array(1.0), np.zeros(1), encode_frame(frame)]
-    with pytest.raises(PackingError, match=rf"{name}: expected the sections \['weights', '{name}'"):
-        fedpack.get_packer(name).unpack_parameters(payload)
