@@ -98,7 +98,9 @@ def check_identical(model: Arrays) -> None:
     """Refuse to report figures if fedpack and Flower disagree."""
     encoded = encode_arrays(model)
     decoded = decode_arrays(encoded)
-    for index, (src, out) in enumerate(zip(model, decoded, strict=False)):
+    if len(decoded) != len(model):
+        raise SystemExit(f"fedpack round trip gave {len(decoded)} arrays for {len(model)}")
+    for index, (src, out) in enumerate(zip(model, decoded, strict=True)):
         if out.dtype != src.dtype or out.shape != src.shape or not np.array_equal(out, src):
             raise SystemExit(f"array {index}: fedpack round trip changed the array")
     if FLWR_VERSION is not None and encoded != ndarrays_to_parameters(model).tensors:
@@ -113,7 +115,7 @@ def run(model: Arrays, repeats: int, warmup: int) -> dict[str, Any]:
     encoded = encode_arrays(model)
 
     def copy_prealloc() -> Arrays:
-        for out, src in zip(dst, model, strict=False):
+        for out, src in zip(dst, model, strict=True):
             np.copyto(out, src)
         return dst
 

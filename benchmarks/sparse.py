@@ -110,7 +110,7 @@ def fl4health_extract(model: list[Array]) -> list[tuple[Array, Array, Array]]:
 
 
 def copy_into(buffers: list[Array], model: list[Array]) -> None:
-    for b, x in zip(buffers, model, strict=False):
+    for b, x in zip(buffers, model, strict=True):
         np.copyto(b, x)
 
 
@@ -150,22 +150,25 @@ def run_density(
     flat = [K.extract_flat(x) for x in model]
     coo = [K.extract_coo(x) for x in model]
     ref = fl4health_extract(model)
-    enc = [K.encode_compact(v, f, x.shape) for (v, f), x in zip(flat, model, strict=False)]
+    enc = [K.encode_compact(v, f, x.shape) for (v, f), x in zip(flat, model, strict=True)]
 
     def rebuild() -> list[Array]:
-        return [K.rebuild_from_compact(e, a, s) for (e, a), s in zip(enc, shapes, strict=False)]
+        return [K.rebuild_from_compact(e, a, s) for (e, a), s in zip(enc, shapes, strict=True)]
 
     t0 = time.perf_counter()
     fast = numba_available()
     if fast and "numba" not in _FIRST_CALL:  # once per process: import + compile or cache load
         with_kernel("numba", rebuild)()
         _FIRST_CALL["numba"] = time.perf_counter() - t0
-    for got, x in zip(with_kernel("numpy", rebuild)(), model, strict=False):
+    rebuilt = with_kernel("numpy", rebuild)()
+    if len(rebuilt) != len(model):
+        raise SystemExit(f"the numpy rebuild gave {len(rebuilt)} arrays for {len(model)}")
+    for got, x in zip(rebuilt, model, strict=True):
         if got.tobytes() != x.tobytes():
             raise SystemExit("the numpy rebuild did not give the input back")
 
     # correctness of what is timed
-    for x, (rv, ri, rs), (v, i, s), (e, arrays) in zip(model, ref, coo, enc, strict=False):
+    for x, (rv, ri, rs), (v, i, s), (e, arrays) in zip(model, ref, coo, enc, strict=True):
         if not (np.array_equal(rv, v) and np.array_equal(ri, i) and np.array_equal(rs, s)):
             raise SystemExit("extract_coo differs from the FL4Health reference")
         if not np.array_equal(K.rebuild_from_compact(e, arrays, x.shape), x):
@@ -181,11 +184,11 @@ def run_density(
         "fedpack extract_flat": lambda: [K.extract_flat(x) for x in model],
         "fedpack extract_coo": lambda: [K.extract_coo(x) for x in model],
         "fedpack encode": lambda: [
-            K.encode_compact(v, f, s) for (v, f), s in zip(flat, shapes, strict=False)
+            K.encode_compact(v, f, s) for (v, f), s in zip(flat, shapes, strict=True)
         ],
         "fedpack decode": lambda: [
             K.decode_compact(e, a, s, x.dtype)
-            for (e, a), s, x in zip(enc, shapes, model, strict=False)
+            for (e, a), s, x in zip(enc, shapes, model, strict=True)
         ],
         "fedpack rebuild compact": with_kernel("numpy", rebuild),
         "fedpack rebuild coo": lambda: [K.rebuild_dense(v, i, s) for v, i, s in coo],

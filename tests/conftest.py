@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
+from pathlib import Path
 
 import pytest
+
+# The helper modules shared by the whole suite (tests/support) are imported by their plain names
+# (the tests use --import-mode=importlib). Only that folder goes on sys.path: the test folders
+# themselves are named after real packages (flwr, ...) and must not shadow them.
+_SUPPORT = str(Path(__file__).resolve().parent / "support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
 
 #: Why the tests of the real installed test plugin are skipped where it is not installed.
 TESTPLUGIN_MISSING = (

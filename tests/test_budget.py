@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builtin_packers import BUILTINS
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -96,7 +97,7 @@ def test_check_messages_say_expected_found_and_which_limit() -> None:
 
 def test_every_packer_takes_a_budget() -> None:
     budget = DecodeBudget(max_arrays=3)
-    for name in ("scaffold", "clipping_bit", "adaptive_constraint", "layer_names", "sparse_coo"):
+    for name in BUILTINS:
         packer = fedpack.get_packer(name, budget=budget)
         assert packer.budget == budget
         with pytest.raises(PackingError, match=r"at most 3 entries"):

@@ -84,7 +84,7 @@ def test_decode_flwr_bytes_equals_parameters_to_ndarrays() -> None:
     for writable in (False, True):
         got = decode_arrays(params.tensors, writable=writable)
         assert len(got) == len(want)
-        for g, w in zip(got, want, strict=False):
+        for g, w in zip(got, want, strict=True):
             assert g.dtype == w.dtype
             assert g.shape == w.shape
             assert g.flags.f_contiguous == w.flags.f_contiguous
@@ -96,8 +96,30 @@ def test_flwr_decodes_fedpack_bytes() -> None:
     arrs = model()
     tensors = encode_arrays(arrs)
     params = flwr.common.Parameters(tensors=tensors, tensor_type="numpy.ndarray")
-    for got, want in zip(parameters_to_ndarrays(params), arrs, strict=False):
+    for got, want in zip(parameters_to_ndarrays(params), arrs, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 6, 13])
+def test_every_array_comes_back_both_ways(count: int) -> None:
+    # a decode that returned fewer (or more) arrays than were encoded fails here, whichever side
+    # encoded and whichever side decoded
+    arrs = (model() * 3)[:count]
+    assert len(arrs) == count
+    ours = encode_arrays(arrs)
+    theirs = ndarrays_to_parameters(arrs).tensors
+    assert len(ours) == len(theirs) == count
+    for tensors in (ours, theirs):
+        params = flwr.common.Parameters(tensors=tensors, tensor_type="numpy.ndarray")
+        decoded = {
+            "fedpack": decode_arrays(tensors),
+            "fedpack, writable": decode_arrays(tensors, writable=True),
+            "flwr": parameters_to_ndarrays(params),
+        }
+        assert {by: len(got) for by, got in decoded.items()} == dict.fromkeys(decoded, count)
+        for got in decoded.values():
+            for g, w in zip(got, arrs, strict=True):
+                np.testing.assert_array_equal(g, w)
 
 
 def test_object_arrays_refused_like_flwr() -> None:

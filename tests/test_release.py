@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from builtin_packers import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "https://github.com/fedpack/fedpack"
@@ -57,9 +58,7 @@ def test_projects_are_found() -> None:
 
 def test_builtin_packers_are_the_plugins_entry_points() -> None:
     builtins = release.builtin_packers()
-    assert {"scaffold", "clipping_bit", "adaptive_constraint", "layer_names", "sparse_coo"} <= set(
-        builtins
-    )
+    assert builtins == sorted(EXPECTED)
     assert "echo" not in builtins
     assert "int8" not in builtins
 

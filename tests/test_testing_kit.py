@@ -279,12 +279,6 @@ def test_check_result_to_dict() -> None:
     assert (result.passed, result.failed, result.skipped) == (True, False, False)
 
 
-def test_importing_the_kit_does_not_import_pytest() -> None:
-    code = "import sys, fedpack.testing; print('pytest' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 # -- the pytest entry ----------------------------------------------------------------------------
 
 

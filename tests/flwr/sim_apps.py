@@ -126,7 +126,7 @@ def train_any(msg: Message, context: Context) -> Message:
         return reply(msg, new, loss, num_examples=n, metrics={"loss": loss})
     if parts == ["clipping_bit"]:
         new, loss = local_train(weights, pid)
-        norm = float(np.sqrt(sum(np.sum((a - g) ** 2) for a, g in zip(new, weights, strict=False))))
+        norm = float(np.sqrt(sum(np.sum((a - g) ** 2) for a, g in zip(new, weights, strict=True))))
         return reply(msg, new, float(norm > float(extra)), num_examples=n)
     if parts == ["echo"]:
         new, loss = local_train(weights, pid)

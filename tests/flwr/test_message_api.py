@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -73,12 +71,6 @@ def instruction(content: RecordDict, node: int = 7) -> Message:
 
 def context(node: int = 7) -> Context:
     return Context(run_id=1, node_id=node, node_config={}, state=RecordDict(), run_config={})
-
-
-def test_import_does_not_import_flwr() -> None:
-    code = "import sys, fedpack.flwr; print('flwr' in sys.modules or 'torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 def test_to_record_dict_keeps_the_names_of_a_state_dict() -> None:

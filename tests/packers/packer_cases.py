@@ -6,15 +6,20 @@ import io
 from typing import Any
 
 import numpy as np
+import pytest
+from builtin_packers import EXTRA_PACKERS, SCALAR_PACKERS
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fedpack
-from fedpack import NDArray, NDArrays
+from fedpack import Frame, NDArray, NDArrays
+from fedpack.frame import encode_frame
 
-#: Every built-in packer these tests cover (sparse_coo has its own tests).
-PACKERS = ("scaffold", "clipping_bit", "adaptive_constraint", "layer_names")
-SCALAR_PACKERS = ("clipping_bit", "adaptive_constraint")
+#: Every built-in packer these tests cover (the others have suites of their own); the scalar ones.
+PACKERS = EXTRA_PACKERS
+
+#: The two layouts every packer is tried in: fedpack's framed one, and FL4Health's.
+LAYOUTS = [pytest.param(True, id="framed"), pytest.param(False, id="fl4health")]
 
 #: The dtypes weights are tried with.
 DTYPES = tuple(
@@ -132,10 +137,37 @@ def same_array(a: NDArray, b: NDArray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+def same_arrays(got: NDArrays, expected: NDArrays) -> bool:
+    """As many arrays as expected, each :func:`same_array` as its counterpart."""
+    return len(got) == len(expected) and all(
+        same_array(a, b) for a, b in zip(got, expected, strict=True)
+    )
+
+
+def assert_same_payload(ours: NDArrays, theirs: NDArrays) -> None:
+    """Two payloads hold the same arrays, in order (the index of the first difference is shown)."""
+    assert len(ours) == len(theirs)
+    for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a.dtype == b.dtype, index
+        assert a.shape == b.shape, index
+        assert same_array(a, b), index
+
+
+def one_extra_payload(name: str, weights: NDArrays, extra: NDArray, *, framed: bool) -> NDArrays:
+    """``weights`` then the one array of packer ``name``'s extra, with its frame if ``framed``.
+
+    Built by hand, so that the array can be one the packer would never write.
+    """
+    payload = [*weights, extra]
+    if framed:
+        payload.append(encode_frame(Frame(name, (("weights", len(weights)), (name, 1)))))
+    return payload
+
+
 def same_extra(name: str, got: Any, expected: Any) -> bool:
     """Whether an unpacked extra value equals what was packed."""
     if name == "scaffold":
-        return len(got) == len(expected) and all(map(same_array, got, expected))
+        return same_arrays(got, expected)
     if name in SCALAR_PACKERS:
         return type(got) is float and got == float(expected)
     return bool(got == list(expected))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import inspect
 import runpy
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from fedpack_scaffold import ScaffoldPacker
 from fedpack_sparse_coo import SparseCooPacker
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from packer_cases import extras, same_array, same_extra, weight_lists
+from packer_cases import extras, same_array, same_arrays, same_extra, weight_lists
 
 import fedpack
 from fedpack import PackingError
@@ -184,14 +182,14 @@ def test_default_is_fl4health_layout_array_for_array(cls_name: str) -> None:
     theirs = reference_of(cls_name, weights).pack_parameters(weights, extra)
     assert len(packed) == len(theirs)
     assert all(same_array(a, b) for a, b in zip(packed, theirs, strict=True))
-    assert all(a is b for a, b in zip(packed, weights, strict=False))  # no copies
+    assert all(a is b for a, b in zip(packed[: len(weights)], weights, strict=True))  # no copies
     # each side reads the other's payload
     got_w, got_extra = ours.unpack_parameters(theirs)
     ref_w, ref_extra = reference_of(cls_name, weights).unpack_parameters(packed)
     assert all(a is b for a, b in zip(got_w, ref_w, strict=True))
     if cls_name == "SparseCooParameterPacker":
         assert got_extra[2] == ref_extra[2] == extra[2]
-        assert all(map(same_array, got_extra[0], ref_extra[0]))
+        assert same_arrays(got_extra[0], ref_extra[0])
     elif cls_name == "ParameterPackerWithControlVariates":
         assert all(a is b for a, b in zip(got_extra, ref_extra, strict=True))
     else:
@@ -223,7 +221,7 @@ def test_compact_sparse_encoding_needs_framed() -> None:
     packer = dropin.SparseCooParameterPacker(framed=True, encoding="compact")
     back, (_, _shapes, names) = packer.unpack_parameters(packer.pack_parameters(values, extra))
     assert names == extra[2]
-    assert all(map(same_array, back, values))
+    assert same_arrays(back, values)
     with pytest.raises(ValueError, match="encoding='compact' needs framed=True"):
         dropin.SparseCooParameterPacker(encoding="compact")
 
@@ -243,7 +241,7 @@ def test_real_fl4health_agrees(cls_name: str) -> None:
     theirs = theirs_cls(len(weights)) if "ControlVariates" in cls_name else theirs_cls()
     ours = make(cls_name, weights)
     packed = ours.pack_parameters(weights, extra)
-    assert all(map(same_array, packed, theirs.pack_parameters(weights, extra)))
+    assert same_arrays(packed, theirs.pack_parameters(weights, extra))
     got_w, _ = ours.unpack_parameters(theirs.pack_parameters(weights, extra))
     their_w, _ = theirs.unpack_parameters(packed)
     assert all(a is b for a, b in zip(got_w, their_w, strict=True))
@@ -356,18 +354,6 @@ def test_repr_says_the_layout() -> None:
 
 
 # -- cost of import, and the typed snippet ------------------------------------------------------
-
-
-def test_import_is_cheap() -> None:
-    code = (
-        "import sys, fedpack_fl4health as m\n"
-        "m.SparseCooParameterPacker().pack_parameters([], ([], [], []))\n"
-        "print(sorted(k for k in ('torch', 'flwr', 'scipy') if k in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "[]"
 
 
 def test_typed_snippet_runs() -> None:

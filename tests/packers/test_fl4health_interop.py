@@ -11,7 +11,15 @@ import pytest
 from fl4health_reference import FL4HEALTH_MISSING, real_fl4health_packers, reference_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from packer_cases import PACKERS, SCALAR_PACKERS, extras, packer, same_array, weight_lists, zoo
+from packer_cases import (
+    PACKERS,
+    SCALAR_PACKERS,
+    assert_same_payload,
+    extras,
+    packer,
+    weight_lists,
+    zoo,
+)
 
 ZOO_WEIGHTS = [array for _, array in zoo()]
 
@@ -31,14 +39,6 @@ def _extra(name: str, extra: Any, weights: list[Any]) -> Any:
     return extra
 
 
-def _assert_same_payload(ours: list[Any], theirs: list[Any]) -> None:
-    assert len(ours) == len(theirs)
-    for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        assert a.dtype == b.dtype, index
-        assert a.shape == b.shape, index
-        assert same_array(a, b), index
-
-
 def _reference(name: str, weights: list[Any]) -> Any:
     return reference_for(name, size_of_model_params=len(weights))
 
@@ -49,12 +49,13 @@ def test_pack_matches_fl4health(name: str, extra: Any, weights: list[Any]) -> No
     extra = _extra(name, extra, weights)
     ours = packer(name, framed=False, weights=weights).pack_parameters(weights, extra)
     theirs = _reference(name, weights).pack_parameters(weights, extra)
-    _assert_same_payload(ours, theirs)
+    assert_same_payload(ours, theirs)
     # neither copies: the same weight objects lead both payloads
-    assert all(a is b for a, b in zip(ours[: len(weights)], theirs, strict=False))
+    n = len(weights)
+    assert all(a is b is w for a, b, w in zip(ours[:n], theirs[:n], weights, strict=True))
     # the framed layout is the same arrays plus one frame
     framed = packer(name, weights=weights).pack_parameters(weights, extra)
-    _assert_same_payload(framed[:-1], theirs)
+    assert_same_payload(framed[:-1], theirs)
 
 
 @pytest.mark.parametrize("weights", [[], ZOO_WEIGHTS[:4], ZOO_WEIGHTS], ids=["none", "few", "zoo"])
@@ -100,7 +101,7 @@ def test_pack_matches_fl4health_property(name: str, data: st.DataObject) -> None
     weights = data.draw(weight_lists(), label="weights")
     extra = data.draw(extras(name, weights), label="extra")
     ours = packer(name, framed=False, weights=weights).pack_parameters(weights, extra)
-    _assert_same_payload(ours, _reference(name, weights).pack_parameters(weights, extra))
+    assert_same_payload(ours, _reference(name, weights).pack_parameters(weights, extra))
 
 
 _REAL_CLASSES = {
@@ -121,8 +122,8 @@ def test_pack_matches_real_fl4health(name: str, extra: Any) -> None:
         real = getattr(module, _REAL_CLASSES[name])()
     theirs = real.pack_parameters(weights, extra)
     ours = packer(name, framed=False, weights=weights).pack_parameters(weights, extra)
-    _assert_same_payload(ours, theirs)
-    _assert_same_payload(ours, _reference(name, weights).pack_parameters(weights, extra))
+    assert_same_payload(ours, theirs)
+    assert_same_payload(ours, _reference(name, weights).pack_parameters(weights, extra))
     our_weights, our_extra = packer(name, framed=False, weights=weights).unpack_parameters(theirs)
     their_weights, their_extra = real.unpack_parameters(theirs)
     assert all(a is b for a, b in zip(our_weights, their_weights, strict=True))

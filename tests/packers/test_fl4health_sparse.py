@@ -10,7 +10,7 @@ from fl4health_reference import SparseCooParameterPacker, real_fl4health_packers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from packer_cases import same_array
+from packer_cases import assert_same_payload
 
 sparse_coo = pytest.importorskip("fedpack_sparse_coo")
 SparseCooPacker = sparse_coo.SparseCooPacker
@@ -39,12 +39,6 @@ def fl4health_extra(
         indices.append(i)
         shapes.append(s)
     return values, (indices, shapes, list(model))
-
-
-def assert_same_payload(ours: list[Any], theirs: list[Any]) -> None:
-    assert len(ours) == len(theirs)
-    for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        assert same_array(a, b), index
 
 
 def test_pack_matches_fl4health() -> None:

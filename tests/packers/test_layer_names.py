@@ -8,22 +8,13 @@ import numpy as np
 import pytest
 from fedpack_layer_names import LayerNamesPacker
 from fl4health_reference import ParameterPackerWithLayerNames
+from packer_cases import LAYOUTS, one_extra_payload
 
 import fedpack
-from fedpack import Frame, PackingError
-from fedpack.frame import encode_frame
+from fedpack import PackingError
 
 WEIGHTS = [np.zeros((2, 3)), np.zeros(3)]
 NAMES = ["fc.weight", "fc.bias"]
-LAYOUTS = [pytest.param(True, id="framed"), pytest.param(False, id="fl4health")]
-
-
-def _payload(names_array: Any, weights: list[Any], *, framed: bool) -> list[Any]:
-    payload = [*weights, names_array]
-    if framed:
-        sections = (("weights", len(weights)), ("layer_names", 1))
-        payload.append(encode_frame(Frame("layer_names", sections)))
-    return payload
 
 
 def test_class() -> None:
@@ -56,7 +47,7 @@ def test_quirk_layer_names_count_mismatch_at_pack() -> None:
 
 @pytest.mark.parametrize("framed", LAYOUTS)
 def test_quirk_layer_names_count_mismatch_at_unpack(framed: bool) -> None:
-    payload = _payload(np.array(["a", "b", "c"]), WEIGHTS, framed=framed)
+    payload = one_extra_payload("layer_names", WEIGHTS, np.array(["a", "b", "c"]), framed=framed)
     assert len(ParameterPackerWithLayerNames().unpack_parameters(payload[:3])[1]) == 3  # FL4Health
     with pytest.raises(
         PackingError,
@@ -101,23 +92,11 @@ def test_pack_rejects(framed: bool, names: Any, message: str) -> None:
     ],
 )
 def test_unpack_rejects(framed: bool, array: Any, message: str) -> None:
-    payload = _payload(array, WEIGHTS, framed=framed)
+    payload = one_extra_payload("layer_names", WEIGHTS, array, framed=framed)
     with pytest.raises(
         PackingError, match=rf"layer_names \(array 2, layer_names\[0\]\).*{message}"
     ):
         fedpack.get_packer("layer_names", framed=framed).unpack_parameters(payload)
-
-
-def test_unframed_unpack_rejects_empty_list() -> None:
-    with pytest.raises(PackingError, match="layer_names: expected the weights followed by one"):
-        fedpack.get_packer("layer_names", framed=False).unpack_parameters([])
-
-
-def test_unpack_rejects_frames_with_other_sections() -> None:
-    frame = Frame("layer_names", (("weights", 2), ("names", 1)))
-    payload = [*WEIGHTS, np.array(NAMES), encode_frame(frame)]
-    with pytest.raises(PackingError, match=r"expected the sections \['weights', 'layer_names'\]"):
-        fedpack.get_packer("layer_names").unpack_parameters(payload)
 
 
 def test_unicode_names_survive() -> None:

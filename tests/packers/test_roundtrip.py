@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -9,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packer_cases import (
+    LAYOUTS,
     PACKERS,
     extras,
     packer,
-    same_array,
+    same_arrays,
     same_extra,
     simple_extra,
     through_npy,
@@ -21,17 +23,17 @@ from packer_cases import (
 )
 
 import fedpack
-from fedpack.frame import is_frame, read_frame
+from fedpack import Frame
+from fedpack.frame import encode_frame, is_frame, read_frame
 
 ZOO = zoo()
-LAYOUTS = [pytest.param(True, id="framed"), pytest.param(False, id="fl4health")]
 
 
 def _check_round_trip(name: str, framed: bool, weights: list[Any], extra: Any) -> None:
     p = packer(name, framed=framed, weights=weights)
     packed = p.pack_parameters(weights, extra)
     # no copies: the payload holds the very weight objects, in order
-    assert all(a is b for a, b in zip(packed, weights, strict=False))
+    assert all(a is b for a, b in zip(packed[: len(weights)], weights, strict=True))
     assert bool(packed) and is_frame(packed[-1]) if framed else not any(map(is_frame, packed))
     got_weights, got_extra = p.unpack_parameters(packed)
     assert len(got_weights) == len(weights)
@@ -43,7 +45,7 @@ def _check_round_trip(name: str, framed: bool, weights: list[Any], extra: Any) -
         assert all(a is b for a, b in zip(cv_slice, extra, strict=True))
     # what Flower ships: every array through np.save / np.load(allow_pickle=False)
     shipped_weights, shipped_extra = p.unpack_parameters(through_npy(packed))
-    assert all(map(same_array, shipped_weights, weights))
+    assert same_arrays(shipped_weights, weights)
     assert same_extra(name, shipped_extra, extra)
 
 
@@ -95,7 +97,7 @@ def test_unpack_dispatches_on_the_frame(name: str) -> None:
     # and after the wire
     got_name, got_weights, got_extra = fedpack.unpack(through_npy(packed))
     assert got_name == name
-    assert all(map(same_array, got_weights, weights))
+    assert same_arrays(got_weights, weights)
     assert same_extra(name, got_extra, extra)
 
 
@@ -119,6 +121,46 @@ def test_unpack_rejects_a_list_without_a_frame(name: str) -> None:
         fedpack.unpack(unframed)
     with pytest.raises(fedpack.PackingError, match="found an empty list"):
         fedpack.unpack([])
+
+
+def _other_sections(kind: str, frame: Frame, arrays: list[Any]) -> tuple[Any, list[Any]]:
+    """A frame's sections changed as ``kind`` says, with the arrays they then count."""
+    weights, (section, count) = frame.sections
+    if kind == "extra section":
+        return (weights, (section, count), ("extra", 1)), [*arrays, np.zeros(1)]
+    if kind == "split section":
+        return (weights, (section, count - 1), ("extra", 1)), arrays
+    if kind == "renamed section":
+        return (weights, ("other", count)), arrays
+    return (("weights", len(arrays)),), arrays  # "weights only"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["extra section", "split section", "renamed section", "weights only"],
+)
+@pytest.mark.parametrize("name", PACKERS)
+def test_unpack_rejects_frames_with_other_sections(name: str, kind: str) -> None:
+    weights = [np.ones((2, 3), np.float32), np.zeros(4), np.array(12, np.int64)]
+    packed = packer(name).pack_parameters(weights, simple_extra(name, weights))
+    frame = read_frame(packed)
+    assert frame.sections[0] == ("weights", 3)
+    sections, arrays = _other_sections(kind, frame, packed[:-1])
+    forged = [*arrays, encode_frame(Frame(name, sections, frame.options, frame.meta))]
+    expected = [s for s, _ in frame.sections]
+    found = [s for s, _ in sections]
+    with pytest.raises(
+        fedpack.PackingError,
+        match=re.escape(f"{name}: expected the sections {expected}, found {found}"),
+    ):
+        packer(name).unpack_parameters(forged)
+
+
+@pytest.mark.parametrize("name", [name for name in PACKERS if name != "scaffold"])
+def test_unframed_unpack_rejects_empty_list(name: str) -> None:
+    # scaffold's layout is sized by size_of_model_params instead (test_scaffold.py)
+    with pytest.raises(fedpack.PackingError, match=f"{name}: expected the weights followed by one"):
+        packer(name, framed=False).unpack_parameters([])
 
 
 @pytest.mark.parametrize("name", PACKERS)

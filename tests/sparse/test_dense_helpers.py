@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import numpy as np
@@ -144,16 +142,6 @@ def test_sparsify_arguments(arg: Any, match: str | None) -> None:
         return
     with pytest.raises(PackingError, match=match):
         sparsify(arg)
-
-
-def test_import_does_not_import_torch() -> None:
-    code = (
-        "import sys, numpy as np, fedpack_sparse_coo as s;"
-        "s.sparsify({'a': np.ones(2)}); s.SparseCooPacker.extract_coo_info_from_dense(np.ones(2));"
-        "print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
 
 
 # -- torch -----------------------------------------------------------------------------------

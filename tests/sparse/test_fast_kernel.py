@@ -6,8 +6,6 @@ skip when it is not installed (the ``torch`` tox env installs it).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import numpy as np
@@ -85,18 +83,6 @@ def test_forced_numba_without_numba_is_refused(monkeypatch: pytest.MonkeyPatch) 
         r"\(install fedpack-sparse-coo\[fast\]\), found it missing",
     ):
         _fast.kernel_name()
-
-
-def test_numba_is_not_imported_by_fedpack_or_get_packer() -> None:
-    code = (
-        "import sys, fedpack, fedpack_sparse_coo\n"
-        "fedpack.get_packer('sparse_coo', encoding='compact')\n"
-        "print('numba' in sys.modules)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "False"
 
 
 numba_only = pytest.mark.usefixtures("needs_numba")

@@ -387,65 +387,90 @@ def test_property_compact_round_trip_and_size(x: Array, data: st.DataObject) -> 
 # ---------------------------------------------------------------------------
 
 F32 = np.float32
+I64 = np.int64
+
+#: rebuild_dense's refusals: (values, indices, shape, message).
+REBUILD_REFUSALS = {
+    "out-of-bounds-index": (
+        np.ones(2, F32),
+        np.array([[0, 0], [1, 3]]),
+        (2, 3),
+        r"expected 0 <= index < 3 in dimension 1, found 3 at row 1",
+    ),
+    "negative-index": (
+        np.ones(1, F32),
+        np.array([[-1, 0]]),
+        (2, 3),
+        r"expected 0 <= index < 2 in dimension 0, found -1 at row 0",
+    ),
+    "huge-uint64-index": (
+        np.ones(1, F32),
+        np.array([[2**64 - 1, 0]], dtype=np.uint64),
+        (2, 3),
+        r"expected 0 <= index < 2 in dimension 0, found 18446",
+    ),
+    "wrong-index-dtype": (
+        np.ones(1, F32),
+        np.array([[0.0, 1.0]]),
+        (2, 3),
+        r"indices: expected an integer dtype, found float64",
+    ),
+    "wrong-index-shape-1d": (
+        np.ones(1, F32),
+        np.array([0, 1]),
+        (2, 3),
+        r"indices: expected shape \(nnz, 2\) for a 2-d tensor, found shape",
+    ),
+    "wrong-index-shape-3-columns": (
+        np.ones(1, F32),
+        np.zeros((1, 3), dtype=I64),
+        (2, 3),
+        r"indices: expected shape \(nnz, 2\) for a 2-d tensor, found shape",
+    ),
+    "count-mismatch": (
+        np.ones(3, F32),
+        np.array([[0, 0], [1, 1]]),
+        (2, 3),
+        r"indices: expected 3 rows \(one per value\), found 2",
+    ),
+    "values-not-1d": (
+        np.ones((1, 1), F32),
+        np.array([[0, 0]]),
+        (2, 3),
+        r"values: expected a 1-D array, found shape \(1, 1\)",
+    ),
+    "duplicate-positions": (
+        np.ones(3, F32),
+        np.array([[1, 1], [0, 0], [1, 1]]),
+        (2, 3),
+        r"expected each position at most once, found flat position 4",
+    ),
+    "negative-shape": (
+        np.ones(0, F32),
+        np.zeros((0, 2), I64),
+        (2, -3),
+        r"expected non-negative sizes, found -3 in dimension 1",
+    ),
+    "non-integer-shape": (
+        np.ones(0, F32),
+        np.zeros((0, 2), I64),
+        (2.0, 3),
+        r"shape: expected integers, found 2.0",
+    ),
+    "zero-dim-with-two-rows": (
+        np.ones(2, F32),
+        np.zeros((2, 0), I64),
+        (),
+        r"expected at most 1 row for a 0-d tensor, found 2",
+    ),
+}
 
 
-def test_rebuild_out_of_bounds_index() -> None:
-    with pytest.raises(
-        PackingError, match=r"expected 0 <= index < 3 in dimension 1, found 3 at row 1"
-    ):
-        K.rebuild_dense(np.ones(2, F32), np.array([[0, 0], [1, 3]]), (2, 3))
-
-
-def test_rebuild_negative_index() -> None:
-    with pytest.raises(
-        PackingError, match=r"expected 0 <= index < 2 in dimension 0, found -1 at row 0"
-    ):
-        K.rebuild_dense(np.ones(1, F32), np.array([[-1, 0]]), (2, 3))
-
-
-def test_rebuild_huge_uint64_index() -> None:
-    with pytest.raises(PackingError, match=r"expected 0 <= index < 2 in dimension 0, found 18446"):
-        K.rebuild_dense(np.ones(1, F32), np.array([[2**64 - 1, 0]], dtype=np.uint64), (2, 3))
-
-
-def test_rebuild_wrong_index_dtype() -> None:
-    with pytest.raises(PackingError, match=r"indices: expected an integer dtype, found float64"):
-        K.rebuild_dense(np.ones(1, F32), np.array([[0.0, 1.0]]), (2, 3))
-
-
-@pytest.mark.parametrize("bad", [np.array([0, 1]), np.zeros((1, 3), dtype=np.int64)])
-def test_rebuild_wrong_index_shape(bad: Array) -> None:
-    with pytest.raises(
-        PackingError, match=r"indices: expected shape \(nnz, 2\) for a 2-d tensor, found shape"
-    ):
-        K.rebuild_dense(np.ones(1, F32), bad, (2, 3))
-
-
-def test_rebuild_count_mismatch() -> None:
-    with pytest.raises(PackingError, match=r"indices: expected 3 rows \(one per value\), found 2"):
-        K.rebuild_dense(np.ones(3, F32), np.array([[0, 0], [1, 1]]), (2, 3))
-
-
-def test_rebuild_values_not_1d() -> None:
-    with pytest.raises(PackingError, match=r"values: expected a 1-D array, found shape \(1, 1\)"):
-        K.rebuild_dense(np.ones((1, 1), F32), np.array([[0, 0]]), (2, 3))
-
-
-def test_rebuild_duplicate_positions() -> None:
-    with pytest.raises(
-        PackingError, match=r"expected each position at most once, found flat position 4"
-    ):
-        K.rebuild_dense(np.ones(3, F32), np.array([[1, 1], [0, 0], [1, 1]]), (2, 3))
-
-
-def test_rebuild_negative_shape() -> None:
-    with pytest.raises(PackingError, match=r"expected non-negative sizes, found -3 in dimension 1"):
-        K.rebuild_dense(np.ones(0, F32), np.zeros((0, 2), np.int64), (2, -3))
-
-
-def test_rebuild_non_integer_shape() -> None:
-    with pytest.raises(PackingError, match=r"shape: expected integers, found 2.0"):
-        K.rebuild_dense(np.ones(0, F32), np.zeros((0, 2), np.int64), (2.0, 3))  # type: ignore[arg-type]
+@pytest.mark.parametrize("case", list(REBUILD_REFUSALS))
+def test_rebuild_refuses(case: str) -> None:
+    values, indices, shape, message = REBUILD_REFUSALS[case]
+    with pytest.raises(PackingError, match=message):
+        K.rebuild_dense(values, indices, shape)
 
 
 def test_huge_shape_refused_before_allocation() -> None:
@@ -472,11 +497,6 @@ def test_rebuild_base_mismatch() -> None:
     enc, arrays = K.encode_compact(v, np.array([0]), (2, 3))
     with pytest.raises(PackingError, match=r"base: expected dtype float32, found int64"):
         K.rebuild_from_compact(enc, arrays, (2, 3), base=np.zeros((2, 3), np.int64))
-
-
-def test_zero_dim_with_two_rows() -> None:
-    with pytest.raises(PackingError, match=r"expected at most 1 row for a 0-d tensor, found 2"):
-        K.rebuild_dense(np.ones(2, F32), np.zeros((2, 0), np.int64), ())
 
 
 def test_unsupported_dtype() -> None:
