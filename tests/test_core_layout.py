@@ -7,14 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from builtin_packers import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "core" / "src" / "fedpack"
 CONTRIBUTING = ROOT / "CONTRIBUTING.md"
-#: The built-in packers (the plugins/ distributions): the core must never name them.
-BUILT_INS = frozenset(
-    {"scaffold", "clipping_bit", "adaptive_constraint", "layer_names", "sparse_coo", "quantize"}
-)
+#: The built-in packers: the core must never name them.
+BUILT_INS = frozenset(EXPECTED)
 #: The core proper: what neither the Flower adapters nor the plugin author kit hold.
 ADAPTERS = ("flwr", "testing")
 MAX_CORE_LINES = 2400
