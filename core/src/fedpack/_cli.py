@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help="packer names to check, compositions such as scaffold+clipping_bit included "
+        help="packer names to check, compositions such as a+b included "
         "(default: every installed packer)",
     )
     cmd.add_argument("--json", action="store_true", help="print a JSON array of results")
