@@ -12,7 +12,7 @@ import pytest
 
 import fedpack
 import fedpack._api
-from fedpack._cli import COMMANDS, main
+from fedpack._cli import main
 
 if TYPE_CHECKING:
     from .conftest import FakeSite
@@ -143,13 +143,39 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage: fedpack" in capsys.readouterr().err
 
 
-def test_every_command_is_a_module_with_the_protocol() -> None:
-    for name, module_name in COMMANDS.items():
-        module = __import__(module_name, fromlist=["run"])
-        assert isinstance(module.HELP, str), name
-        assert module.HELP, name
-        assert callable(module.add_arguments), name
-        assert callable(module.run), name
+COMMAND_HELP = {
+    "list": "list installed packers (name, distribution, version, state)",
+    "check": "run the conformance checks against installed packers (all by default)",
+}
+
+
+def test_every_command_has_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # help is wrapped to the terminal's width
+    assert "usage: fedpack [-h] [--version] COMMAND ..." in out
+    for name, text in COMMAND_HELP.items():
+        assert f" {name} {text}" in out, name
+        assert main([name, "--help"]) == 0
+        assert text in " ".join(capsys.readouterr().out.split()), name
+
+
+def test_the_cli_is_imported_only_when_run_and_the_checks_only_by_check() -> None:
+    code = (
+        "import sys, fedpack; seen = ['fedpack._cli' in sys.modules]\n"
+        "from fedpack._cli import main; main(['list'])\n"
+        "seen.append('fedpack.testing' in sys.modules)\n"
+        "main(['check', 'clipping_bit']); seen.append('fedpack.testing' in sys.modules)\n"
+        "print(seen)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=clean_environ(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[False, False, True]"
 
 
 def test_python_m_fedpack_is_the_same_program(

@@ -1,10 +1,6 @@
 """``python -m fedpack``: the same program as the ``fedpack`` command."""
 
-from __future__ import annotations
-
-import sys
-
 from ._cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
