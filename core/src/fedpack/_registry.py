@@ -19,7 +19,7 @@ from ._discovery import GROUP, EntryPoint, scan
 from ._errors import PackerConflictError, PluginLoadError, UnknownPackerError
 from ._names import install_hint, normalize_dist, normalize_name
 from ._packer import ParameterPacker
-from .checks import describe
+from .checks import shorten
 
 __all__ = ["PackerInfo", "PackerRegistry", "PackerState"]
 
@@ -54,25 +54,11 @@ class PackerInfo:
 
 def _env_flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    return default
+    return True if raw in _TRUE else False if raw in _FALSE else default
 
 
-def _env_names(name: str) -> frozenset[str]:
-    raw = os.environ.get(name, "")
-    return frozenset(normalize_name(part) for part in raw.split(",") if part.strip())
-
-
-def _env_pins(name: str) -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for part in os.environ.get(name, "").split(","):
-        packer, sep, dist = part.partition("=")
-        if sep and packer.strip() and dist.strip():
-            pins[normalize_name(packer)] = dist.strip()
-    return pins
+def _env_list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
 
 class PackerRegistry:
@@ -113,23 +99,15 @@ class PackerRegistry:
         self._configure()
         self._reset_plugins()
 
-    # -- configuration -------------------------------------------------------------------------
-
     def _configure(self) -> None:
         autoload, disabled, strict, pins = self._args
         self.autoload = _env_flag("FEDPACK_PLUGIN_AUTOLOAD", True) if autoload is None else autoload
         self.strict = _env_flag("FEDPACK_STRICT_PLUGINS", False) if strict is None else strict
-        self.disabled = (
-            _env_names("FEDPACK_DISABLE_PLUGINS")
-            if disabled is None
-            else frozenset(normalize_name(n) for n in disabled)
-        )
-        self._pins = (
-            _env_pins("FEDPACK_PLUGIN_PINS")
-            if pins is None
-            else {normalize_name(k): v for k, v in pins.items()}
-        )
-        self._pins.update(self._pinned)
+        names = _env_list("FEDPACK_DISABLE_PLUGINS") if disabled is None else disabled
+        self.disabled = frozenset(normalize_name(n) for n in names)
+        pairs = [p.split("=", 1) for p in _env_list("FEDPACK_PLUGIN_PINS") if "=" in p]
+        chosen = {k: v for k, v in pairs if k.strip() and v.strip()} if pins is None else pins
+        self._pins = {normalize_name(k): v.strip() for k, v in chosen.items()} | self._pinned
 
     def _reset_plugins(self) -> None:
         self._scan: dict[str, list[EntryPoint]] | None = None
@@ -139,27 +117,20 @@ class PackerRegistry:
         self._resolved.clear()
 
     def refresh(self) -> None:
-        """Forget the entry-point scan and plugin load results, and re-read the environment.
+        """Forget the scan and load results, re-read the environment (after installs).
 
-        In-process registrations and :meth:`pin` calls are kept. Call it after installing or
-        removing plugins.
+        In-process registrations and :meth:`pin` calls are kept.
         """
         with self._lock:
             self._configure()
             self._reset_plugins()
 
     def pin(self, name: str, distribution: str) -> None:
-        """Make ``distribution`` win ``name`` when several installed distributions claim it.
-
-        The pin overrides ``FEDPACK_PLUGIN_PINS`` and the ``pins`` argument for that name, and
-        survives :meth:`refresh`.
-        """
+        """Make ``distribution`` win ``name`` when several claim it; survives :meth:`refresh`."""
         with self._lock:
             self._pinned[normalize_name(name)] = distribution
             self._pins[normalize_name(name)] = distribution
             self._resolved.clear()
-
-    # -- in-process registration ---------------------------------------------------------------
 
     def register(
         self, cls: type[ParameterPacker[Any]], *, replace: bool = False
@@ -200,8 +171,6 @@ class PackerRegistry:
                     f"no packer {key!r} is registered in-process", name=key, available=()
                 )
             self._resolved.pop(key, None)
-
-    # -- lookups -------------------------------------------------------------------------------
 
     def get_packer_class(self, name: str) -> type[ParameterPacker[Any]]:
         """The packer class registered under ``name`` (case and ``-``/``_`` are normalised).
@@ -280,12 +249,11 @@ class PackerRegistry:
                 )
             part_options = [options.get(part, {}) for part in names]
         for part, opts in zip(names, part_options, strict=True):
-            if not isinstance(opts, Mapping):
+            if not isinstance(opts, Mapping) or "framed" in opts:
                 raise TypeError(
-                    f"compose: options of part {part!r} must be a dict, found {describe(opts)}"
+                    f"compose: options of part {part!r} must be a dict without framed= (set "
+                    f"framed= on the composition only), found {shorten(opts, 80)}"
                 )
-            if "framed" in opts:
-                raise TypeError(f"compose: part {part!r}: set framed= on the composition only")
         pairs = zip(names, part_options, strict=True)
         return ComposedPacker(
             [self.get_packer(n, framed=framed, **o) for n, o in pairs], framed=framed
@@ -334,7 +302,7 @@ class PackerRegistry:
                 return row("conflict", f"pinned to {pin!r}, which does not provide it")
             others = ", ".join(c.label for c in claims if c is not ep)
             return row("conflict", f"also claimed by {others}")
-        if chosen is not None and chosen is not ep:
+        if chosen is not ep:
             return row("blocked", f"pinned to {chosen.distribution}")
         key = (name, ep.path)
         if key in self._failed:
@@ -343,24 +311,18 @@ class PackerRegistry:
             return row("loaded")
         return row("available")
 
-    # -- resolution ----------------------------------------------------------------------------
-
     def _entry_points(self) -> dict[str, list[EntryPoint]]:
         if self._scan is None:
-            if self.autoload:
-                self._scan = scan(sys.path if self._paths is None else self._paths, self._group)
-            else:
-                self._scan = {}
+            paths = sys.path if self._paths is None else self._paths
+            self._scan = scan(paths, self._group) if self.autoload else {}
         return self._scan
 
     def _choose(self, name: str, claims: list[EntryPoint]) -> EntryPoint | None:
         """The entry point that provides ``name``: the only one, the pinned one, or None."""
         pin = self._pins.get(name)
         if pin is not None:
-            for ep in claims:
-                if normalize_dist(ep.distribution) == normalize_dist(pin):
-                    return ep
-            return None
+            wanted = normalize_dist(pin)
+            return next((ep for ep in claims if normalize_dist(ep.distribution) == wanted), None)
         return claims[0] if len(claims) == 1 else None
 
     def _resolve(self, key: str) -> type[ParameterPacker[Any]]:
@@ -456,11 +418,8 @@ class PackerRegistry:
                 f"{where} registers no packer named {key!r} (it registered {found}); does "
                 "it implement fedpack_register_packers with @fedpack.hookimpl?"
             )
-        declared = {
-            n
-            for n, claims in self._entry_points().items()
-            if any(c.path == ep.path for c in claims)
-        }
+        scanned = self._entry_points().items()
+        declared = {n for n, claims in scanned if any(c.path == ep.path for c in claims)}
         undeclared = sorted(set(collected) - declared)
         if undeclared:
             raise PluginLoadError(
