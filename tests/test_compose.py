@@ -442,3 +442,10 @@ def test_tampered_options_in_fedpack_unpack(registry: PackerRegistry) -> None:
     packed = fedpack.get_packer("scaffold_like+clipping_bit").pack_parameters(weights(), ([], 1.0))
     with pytest.raises(PackingError, match=r"frame options .* do not fit packer 'compose'"):
         fedpack.unpack(tampered(packed, options={"parts": "nope"}))
+
+
+def test_encode_must_return_the_weights_first() -> None:
+    with pytest.raises(PackingError, match=r"encode\(\) must return the 'weights' section first"):
+        Encoded([("control_variates", [])])
+    with pytest.raises(PackingError, match=r"section first, found \[\]"):
+        Encoded([])

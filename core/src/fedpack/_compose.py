@@ -145,8 +145,6 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
         args = "".join(f", {name}={value!r}" for name, value in self.options().items())
         return f"compose({self.composition!r}{args}, framed={self.framed!r})"
 
-    # -- the plugin methods, from the parts' -----------------------------------------------------
-
     def encode(self, model_weights: NDArrays, additional_parameters: tuple[Any, ...]) -> Encoded:
         """Encode every part; keep one weights section and every part's other sections."""
         extras = self._extras(additional_parameters)
@@ -155,11 +153,6 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
         parts_meta: list[JSONValue] = []
         for part, extra in zip(self.parts, extras, strict=True):
             encoded = part.encode(model_weights, extra)
-            if not encoded.sections or encoded.sections[0][0] != "weights":
-                raise PackingError(
-                    f"compose: part {part.name!r}: encode() must return the 'weights' section "
-                    f"first, found {[name for name, _ in encoded.sections]}"
-                )
             part_weights = encoded.sections[0][1]
             if part.transforms_weights:
                 weights = part_weights
@@ -227,8 +220,6 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
     def frame_options(self) -> dict[str, JSONValue]:
         """The parts and their options, for :func:`fedpack.unpack` to rebuild the composition."""
         return {"parts": [{"packer": p.name, "options": p.frame_options()} for p in self.parts]}
-
-    # -- helpers -------------------------------------------------------------------------------
 
     def _extras(self, value: object) -> tuple[Any, ...]:
         if not isinstance(value, (tuple, list)) or len(value) != len(self.parts):

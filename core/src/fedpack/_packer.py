@@ -114,6 +114,11 @@ class Encoded:
     sections: list[tuple[str, NDArrays]]
     meta: dict[str, JSONValue] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.sections or self.sections[0][0] != "weights":
+            found = [name for name, _ in self.sections]
+            raise PackingError(f"encode() must return the 'weights' section first, found {found}")
+
 
 class ParameterPacker(ABC, Generic[T]):
     """Pack model weights and extra data ``T`` into one flat list of arrays, and back.
@@ -137,29 +142,22 @@ class ParameterPacker(ABC, Generic[T]):
     #: The registry name of this packer class.
     name: ClassVar[str]
 
-    #: ``None`` for a lossless packer (weights come back exactly). A lossy packer (quantization,
-    #: compression) sets the error it guarantees, relative to each tensor's largest magnitude:
-    #: every floating-point weight ``x`` comes back as ``y`` with
-    #: ``np.allclose(y, x, rtol=0, atol=lossy_tolerance * max|x|)``; shapes, dtypes and
-    #: non-floating weights still come back exactly. The conformance checks use it.
+    #: ``None`` for a lossless packer. A lossy one sets the error it guarantees: every float
+    #: weight ``x`` comes back within ``lossy_tolerance * max|x|`` of its tensor (shapes, dtypes
+    #: and non-float weights exactly). The conformance checks hold it to that.
     lossy_tolerance: ClassVar[float | None] = None
 
-    #: ``True`` when the extra data's floating-point arrays come back within
-    #: :attr:`lossy_tolerance` rather than exactly (e.g. quantized control variates); the
-    #: conformance checks then compare them as they compare the weights.
+    #: ``True`` when the extra data's float arrays come back within :attr:`lossy_tolerance`
+    #: rather than exactly (e.g. quantized control variates).
     lossy_extras: ClassVar[bool] = False
 
-    #: ``True`` when the weights section holds new arrays (quantized, compressed) rather than
-    #: the caller's weight objects; the conformance "no copies" check is then not applicable,
-    #: and a composition takes the weights section from this packer.
+    #: ``True`` when the weights section holds new arrays (quantized, compressed), not the
+    #: caller's objects; a composition then takes its weights section from this packer.
     transforms_weights: ClassVar[bool] = False
 
-    #: Where Flower's own code reads this packer's extra data, for a packer whose extra is one
-    #: scalar that Flower also carries: ``(reply_metric_key, instruction_config_key)``. The
-    #: Message API adapters (:mod:`fedpack.flwr`) then mirror the value into the reply's
-    #: MetricRecord / the instruction's ConfigRecord under those keys (e.g. ``clipping_bit``
-    #: declares ``("norm_bit", "clipping_norm")``, the keys of Flower's DP clipping code), also
-    #: when the packer is part of a composition. ``None`` (the default): nothing is mirrored.
+    #: For an extra that is one scalar Flower's own code reads too: ``(reply_metric_key,
+    #: instruction_config_key)``, the keys :mod:`fedpack.flwr` mirrors it under (in a
+    #: composition too), e.g. ``("norm_bit", "clipping_norm")`` for Flower's DP clipping.
     flower_scalar_keys: ClassVar[tuple[str, str] | None] = None
 
     #: The decoding budget payloads are checked against (see :class:`fedpack.DecodeBudget`):
@@ -183,21 +181,18 @@ class ParameterPacker(ABC, Generic[T]):
             )
 
     def own_limits(self) -> dict[str, int]:
-        """Budget limits set by this packer's own constructor options (default: none).
+        """Budget limits set by this packer's own options, e.g. ``{"max_elements": n}``.
 
-        ``sparse_coo`` returns ``{"max_elements": n}`` when built with ``max_elements=n``. They
-        replace the receiver's limits when the receiver builds the packer, and can only tighten
-        them when the options come from a payload's frame (:meth:`use_budget`).
+        They replace the receiver's limits when the receiver chose the options, and can only
+        tighten them when the options come from a payload's frame (:meth:`use_budget`).
         """
         return {}
 
     def use_budget(self, budget: DecodeBudget | None, *, from_frame: bool = False) -> None:
         """Check payloads against ``budget`` from now on (``None``: the default budget).
 
-        The limits of :meth:`own_limits` are applied on top: set as they are when the receiver
-        chose the options, at most ``budget``'s when the options were read from a frame
-        (``from_frame=True``, what :func:`fedpack.unpack` does), so a payload can only tighten
-        the receiver's budget, never loosen it.
+        :meth:`own_limits` apply on top; with ``from_frame=True`` (options read from a payload,
+        as :func:`fedpack.unpack` does) they can only tighten ``budget``, never loosen it.
         """
         base = budget_or_default(budget)
         own = self.own_limits()
@@ -209,8 +204,6 @@ class ParameterPacker(ABC, Generic[T]):
         args = ", ".join(f"{key}={value!r}" for key, value in options.items())
         return f"{type(self).__name__}({args})"
 
-    # -- the public protocol -------------------------------------------------------------------
-
     def pack_parameters(self, model_weights: NDArrays, additional_parameters: T) -> NDArrays:
         """Return ``model_weights`` followed by the extra data's arrays (and the frame).
 
@@ -219,11 +212,6 @@ class ParameterPacker(ABC, Generic[T]):
         weights = array_list(model_weights, what="model_weights")
         encoded = self.encode(weights, additional_parameters)
         sections = encoded.sections
-        if not sections or sections[0][0] != "weights":
-            raise PackingError(
-                f"packer {self.name!r}: encode() must return the 'weights' section first, "
-                f"found {[name for name, _ in sections]}"
-            )
         packed: NDArrays = []
         for section, arrays in sections:
             packed.extend(array_list(arrays, what=f"{self.name} section {section!r}"))
@@ -273,8 +261,6 @@ class ParameterPacker(ABC, Generic[T]):
         self.check_frame_options(frame.options)
         return Sections.split(packed[:-1], frame.sections), frame.meta
 
-    # -- what a packer implements --------------------------------------------------------------
-
     @abstractmethod
     def encode(self, model_weights: NDArrays, additional_parameters: T) -> Encoded:
         """Turn checked weights and the extra data into named sections, validating the extra.
@@ -317,8 +303,6 @@ class ParameterPacker(ABC, Generic[T]):
         """
         return self.frame_options()
 
-    # -- optional hooks for the conformance checks (fedpack.testing, ``fedpack check``) --------
-
     @classmethod
     def example_extras(cls, weights: NDArrays) -> list[Any]:
         """Valid extra data to pack with ``weights``, for the conformance checks (default: none).
@@ -346,25 +330,22 @@ class ScalarPacker(ParameterPacker[float]):
     The layout is FL4Health's: ``weights + [np.array(x)]`` (a 0-d array whose dtype follows
     the input, as ``np.array`` gives it). Unpacking accepts a 0-d or shape ``(1,)`` array (the
     latter is what FL4Health's server sends in the first round) and always returns a Python
-    ``float``. Subclasses set :attr:`name` and :attr:`section`.
+    ``float``. Subclasses set :attr:`name`, which also names the scalar's section.
     """
-
-    #: The section (and error-message) name of the scalar.
-    section: ClassVar[str]
 
     def encode(self, model_weights: NDArrays, additional_parameters: float) -> Encoded:
         """Check the scalar (finite, real, not an array of several values) and append it."""
         finite_scalar(additional_parameters, what=f"{self.name}: additional_parameters")
         scalar: NDArray = np.array(additional_parameters)
-        return Encoded([("weights", model_weights), (self.section, [scalar])])
+        return Encoded([("weights", model_weights), (self.name, [scalar])])
 
     def decode(self, sections: Sections, meta: Mapping[str, JSONValue]) -> tuple[NDArrays, float]:
         """Return the weights and the scalar as a Python ``float``."""
-        expect_sections(sections, ("weights", self.section), what=self.name)
-        value = scalar_from_array(
-            sections.one(self.section), what=self.section, where=sections.where(self.section)
+        expect_sections(sections, ("weights", self.name), what=self.name)
+        where = sections.where(self.name)
+        return sections["weights"], scalar_from_array(
+            sections.one(self.name), what=self.name, where=where
         )
-        return sections["weights"], value
 
     @classmethod
     def example_extras(cls, weights: NDArrays) -> list[Any]:
@@ -375,7 +356,7 @@ class ScalarPacker(ParameterPacker[float]):
         """The last array is the scalar; everything before it is the weights."""
         if not packed:
             raise PackingError(
-                f"{self.name}: expected the weights followed by one {self.section} array, "
+                f"{self.name}: expected the weights followed by one {self.name} array, "
                 "found an empty list"
             )
-        return Sections.split(packed, [("weights", len(packed) - 1), (self.section, 1)])
+        return Sections.split(packed, [("weights", len(packed) - 1), (self.name, 1)])

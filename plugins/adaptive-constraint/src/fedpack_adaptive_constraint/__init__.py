@@ -25,7 +25,6 @@ class AdaptiveConstraintPacker(fedpack.ScalarPacker):
     """
 
     name: ClassVar[str] = "adaptive_constraint"
-    section: ClassVar[str] = "adaptive_constraint"
 
 
 @fedpack.hookimpl

@@ -19,7 +19,6 @@ class ClippingBitPacker(fedpack.ScalarPacker):
     """Weights plus a clipping bit (or, server to client, a clipping bound)."""
 
     name: ClassVar[str] = "clipping_bit"
-    section: ClassVar[str] = "clipping_bit"
     #: Flower's DP clipping code reads a client's bit as ``norm_bit`` (MetricRecord) and sends
     #: the clipping bound as ``clipping_norm`` (ConfigRecord): fedpack.flwr mirrors them there.
     flower_scalar_keys: ClassVar[tuple[str, str] | None] = ("norm_bit", "clipping_norm")
