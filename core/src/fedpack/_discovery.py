@@ -1,11 +1,9 @@
 """Find packer entry points in installed metadata without importing anything.
 
-``importlib.metadata`` would do, but importing it costs about 25 ms (email, zipfile, csv...) and
-parsing every distribution's METADATA costs more with many distributions installed. This module
-reads only what it needs: the directory names on ``sys.path`` and, for ``*.dist-info`` and
-``*.egg-info`` directories, ``entry_points.txt``. Name and version come from ``METADATA``
-(``PKG-INFO``) and are read lazily, only for the distributions that declare a packer.
-As ``importlib.metadata`` does, a distribution found twice on the path counts once (first wins).
+Faster than ``importlib.metadata`` (whose import alone costs about 25 ms): only the metadata
+directory names on ``sys.path`` and their ``entry_points.txt`` are read, and ``METADATA`` (name
+and version) only for distributions that declare a packer. As ``importlib.metadata`` does, a
+distribution found twice on the path counts once (first wins).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""The exception hierarchy of fedpack.
+"""The exception hierarchy: everything fedpack raises on purpose is a :class:`FedpackError`.
 
-Every error fedpack raises on purpose derives from :class:`FedpackError`, so an application can
-catch the library's failures in one place. Each concrete error also derives from the built-in
-exception a Python programmer would expect (``LookupError`` for a missing name, ``ValueError`` for
-a bad payload), so existing ``except ValueError`` blocks keep working.
+Each concrete error also derives from the built-in exception a Python programmer expects
+(``LookupError`` for a missing name, ``ValueError`` for a bad payload).
 """
 
 from __future__ import annotations

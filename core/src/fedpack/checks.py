@@ -1,9 +1,7 @@
 """Validation helpers shared by every packer.
 
-Plugins call these instead of writing their own checks, so that every packer rejects bad input
-the same way and with the same kind of message: what was expected, what was found, and where.
-Every failure raises :class:`fedpack.PackingError`; nothing here uses ``assert``, so the checks
-hold under ``python -O``.
+Each failure raises :class:`fedpack.PackingError` saying what was expected, what was found and
+where; nothing here uses ``assert``, so the checks hold under ``python -O``.
 """
 
 from __future__ import annotations

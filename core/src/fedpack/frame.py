@@ -144,39 +144,36 @@ def decode_frame(
 ) -> Frame:
     """Decode and validate one frame array within ``budget`` (default: the default budget)."""
     limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
+    at = f"frame ({where})"
     if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 1:
-        raise PackingError(f"frame ({where}): expected a 1-D uint8 array, found {describe(array)}")
+        raise PackingError(f"{at}: expected a 1-D uint8 array, found {describe(array)}")
     if array.size > limits.max_frame_bytes:
         raise PackingError(
-            f"frame ({where}): expected at most {limits.max_frame_bytes} bytes (budget "
-            f"max_frame_bytes), found {array.size}"
+            f"{at}: expected at most {limits.max_frame_bytes} bytes (budget max_frame_bytes), "
+            f"found {array.size}"
         )
     data = array.tobytes()
     if len(data) < _HEADER or data[: len(MAGIC)] != MAGIC:
         raise PackingError(
-            f"frame ({where}): expected the magic {MAGIC!r} and a {_HEADER}-byte header, "
+            f"{at}: expected the magic {MAGIC!r} and a {_HEADER}-byte header, "
             f"found {data[: len(MAGIC)]!r} in {len(data)} bytes"
         )
-    version = data[len(MAGIC)]
-    if version != FORMAT_VERSION:
+    if data[len(MAGIC)] != FORMAT_VERSION:
         raise PackingError(
-            f"frame ({where}): format version {version} is not supported; this fedpack reads "
+            f"{at}: format version {data[len(MAGIC)]} is not supported; this fedpack reads "
             f"version {FORMAT_VERSION} (upgrade fedpack to read newer payloads)"
         )
-    body = data[_HEADER:]
-    crc = int.from_bytes(data[len(MAGIC) + 1 : _HEADER], "little")
+    body, crc = data[_HEADER:], int.from_bytes(data[len(MAGIC) + 1 : _HEADER], "little")
     if zlib.crc32(body) != crc:
         raise PackingError(
-            f"frame ({where}): checksum mismatch (expected {crc:#010x}, found "
-            f"{zlib.crc32(body):#010x}); the frame is corrupted"
+            f"{at}: checksum mismatch (expected {crc:#010x}, found {zlib.crc32(body):#010x}); "
+            "the frame is corrupted"
         )
     try:
         content = _json_decoder().decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise PackingError(
-            f"frame ({where}): expected a UTF-8 JSON object: {shorten(str(exc))}"
-        ) from None
-    return _frame_from_json(content, where=where, budget=limits)
+        raise PackingError(f"{at}: expected a UTF-8 JSON object: {shorten(str(exc))}") from None
+    return _frame_from_json(content, at=at, budget=limits)
 
 
 _DECODER: Any = None
@@ -200,63 +197,50 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``object_pairs_hook`` of the frame's JSON: a key given twice is refused."""
     out = dict(pairs)
     if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {shorten(key)} in a JSON object")
-            seen.add(key)
+        keys = [key for key, _ in pairs]
+        twice = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise ValueError(f"duplicate key {shorten(twice)} in a JSON object")
     return out
 
 
-def _frame_from_json(content: object, *, where: str, budget: DecodeBudget) -> Frame:
+def _frame_from_json(content: object, *, at: str, budget: DecodeBudget) -> Frame:
     if not isinstance(content, dict) or set(content) != _KEYS:
         found = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise PackingError(
-            f"frame ({where}): expected a JSON object with keys {sorted(_KEYS)}, "
-            f"found {shorten(found)}"
+            f"{at}: expected a JSON object with keys {sorted(_KEYS)}, found {shorten(found)}"
         )
-    packer = content["packer"]
+    packer, raw, options, meta = (content[key] for key in ("packer", "sections", "options", "meta"))
     if not isinstance(packer, str):
-        raise PackingError(f"frame ({where}): expected a str packer name, found {describe(packer)}")
-    _check_name(packer, where=f"frame ({where}) packer name", limit=budget.max_name_length)
-    raw_sections = content["sections"]
-    if not isinstance(raw_sections, list):
+        raise PackingError(f"{at}: expected a str packer name, found {describe(packer)}")
+    _check_name(packer, where=f"{at} packer name", limit=budget.max_name_length)
+    if not isinstance(raw, list):
         raise PackingError(
-            f"frame ({where}): expected a list of [name, count] sections, "
-            f"found {describe(raw_sections)}"
+            f"{at}: expected a list of [name, count] sections, found {describe(raw)}"
         )
-    if len(raw_sections) > budget.max_sections:
+    if len(raw) > budget.max_sections:
         raise PackingError(
-            f"frame ({where}): expected at most {budget.max_sections} sections (budget "
-            f"max_sections), found {len(raw_sections)}"
+            f"{at}: expected at most {budget.max_sections} sections (budget max_sections), "
+            f"found {len(raw)}"
         )
-    sections: list[tuple[str, int]] = []
-    for item in raw_sections:
-        if (
-            not isinstance(item, list)
-            or len(item) != 2
-            or not isinstance(item[0], str)
-            or not isinstance(item[1], int)
-            or isinstance(item[1], bool)
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)) or (
+            not isinstance(item[1], int) or isinstance(item[1], bool)
         ):
             raise PackingError(
-                f"frame ({where}): expected each section as [name, count], found {shorten(item)}"
+                f"{at}: expected each section as [name, count], found {shorten(item)}"
             )
-        sections.append((item[0], item[1]))
-    _check_sections(tuple(sections), where=f"frame ({where})", limit=budget.max_name_length)
+    sections = tuple((name, count) for name, count in raw)
+    _check_sections(sections, where=at, limit=budget.max_name_length)
     total = sum(count for _, count in sections)
     if total > budget.max_arrays:
         raise PackingError(
-            f"frame ({where}): expected at most {budget.max_arrays} arrays (budget max_arrays), "
+            f"{at}: expected at most {budget.max_arrays} arrays (budget max_arrays), "
             f"found sections describing {total}"
         )
-    for key in ("options", "meta"):
-        if not isinstance(content[key], dict):
-            raise PackingError(
-                f"frame ({where}): expected {key} to be a JSON object, "
-                f"found {describe(content[key])}"
-            )
-    return Frame(packer, tuple(sections), content["options"], content["meta"])
+    for key, value in (("options", options), ("meta", meta)):
+        if not isinstance(value, dict):
+            raise PackingError(f"{at}: expected {key} to be a JSON object, found {describe(value)}")
+    return Frame(packer, sections, options, meta)
 
 
 def _check_name(name: str, *, where: str, limit: int | None = None) -> None:
@@ -273,16 +257,12 @@ def _check_sections(
     sections: tuple[tuple[str, int], ...], *, where: str = "frame", limit: int | None = None
 ) -> None:
     if not sections or sections[0][0] != "weights":
-        raise PackingError(
-            f"{where}: expected the first section to be 'weights', "
-            f"found {format_sections(sections)}"
-        )
+        found = format_sections(sections)
+        raise PackingError(f"{where}: expected the first section to be 'weights', found {found}")
     for name, count in sections:
         _check_name(name, where=f"{where} section name", limit=limit)
         if count < 0:
-            raise PackingError(
-                f"{where}: section {shorten(name)} has a negative count {shorten(count, 40)}"
-            )
+            raise PackingError(f"{where}: section {shorten(name)} has a negative count {count}")
     names = [name for name, _ in sections]
     if len(set(names)) != len(names):
         raise PackingError(f"{where}: expected unique section names, found {shorten(names)}")

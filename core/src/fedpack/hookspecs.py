@@ -1,19 +1,8 @@
-"""The plugin hook of fedpack, and the pluggy markers that go with it.
+"""The plugin hook of fedpack and its pluggy markers.
 
-A packer plugin is a module (or any object) that a distribution names under the
-``fedpack.packers`` entry-point group. The entry-point *name* is the packer name, so fedpack
-imports the plugin only when that name is asked for::
-
-    [project.entry-points."fedpack.packers"]
-    scaffold = "fedpack_scaffold"
-
-The module implements the one hook below with the :data:`hookimpl` marker::
-
-    import fedpack
-
-    @fedpack.hookimpl
-    def fedpack_register_packers(register):
-        register(ScaffoldPacker)
+A distribution names its plugin module under the ``fedpack.packers`` entry-point group, one
+entry point per packer name; the module implements :func:`fedpack_register_packers` with
+``@fedpack.hookimpl`` (CONTRIBUTING.md, "Write a packer plugin", has a complete plugin).
 """
 
 from __future__ import annotations
@@ -45,19 +34,11 @@ class RegisterPacker(Protocol):
 
 @hookspec
 def fedpack_register_packers(register: RegisterPacker) -> None:
-    """Register the packer classes this plugin provides.
+    """Register the packer classes this plugin provides: ``register(MyPacker)`` for each.
 
-    Called once per plugin, the first time one of the names its distribution declares under
-    ``fedpack.packers`` is asked for (never at ``import fedpack``, never by listing).
-
-    :param register: call it once per packer class, ``register(MyPacker)``. The class must
-        subclass :class:`fedpack.ParameterPacker` and set ``name`` to a lower-case
-        ``[a-z0-9_]+`` name that the plugin's distribution declares as an entry-point name
-        (normally the entry point through which the plugin was loaded; a plugin that does not
-        register a packer of its own entry-point name is an error).
-
-    Errors: anything the hook raises, a class that is not a packer, a name the distribution
-    does not declare, or registering one name twice makes the registry raise
-    :class:`fedpack.PluginLoadError` for this plugin's names only, chained to the cause; what
-    the plugin registered before failing is rolled back and other packers keep working.
+    Called once per plugin, when a name its distribution declares is first asked for. Each
+    class subclasses :class:`fedpack.ParameterPacker` and sets ``name`` to a name the
+    distribution declares (its own entry point's included). Anything the hook raises, a class
+    that is not a packer, an undeclared name or one name registered twice is a
+    :class:`fedpack.PluginLoadError` for this plugin's names only; nothing of it is kept.
     """
