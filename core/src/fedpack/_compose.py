@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ._budget import DecodeBudget
+from ._budget import DEFAULT_BUDGET, DecodeBudget
 from ._errors import PackingError
 from ._names import normalize_name
 from ._packer import Encoded, ParameterPacker, Sections
@@ -26,9 +26,8 @@ __all__ = ["COMPOSE", "ComposedPacker", "check_parts", "parts_option", "split_co
 #: The packer name a composed payload's frame carries (reserved: no plugin may use it).
 COMPOSE = "compose"
 _RESERVED = frozenset({COMPOSE, "framed", "parts"})
-# The longest part name a frame's ``parts`` option may carry (the default budget's
-# ``max_name_length``: a frame's packer and section names are held to the same).
-_MAX_PART_NAME = 128
+# The longest part name a frame's ``parts`` option may carry (as a frame's names).
+_MAX_PART_NAME = DEFAULT_BUDGET.max_name_length
 
 
 def split_composition(name: str) -> tuple[str, ...]:
@@ -235,66 +234,54 @@ class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
         self, sections: Sections, meta: Mapping[str, JSONValue]
     ) -> list[tuple[list[str], Mapping[str, JSONValue]]]:
         """Per part: its own section names (payload order) and its meta."""
-        if not self.framed:  # the split came from split_unframed, with our own names
-            layout: list[tuple[list[str], Mapping[str, JSONValue]]] = []
-            names = list(sections)[1:]
-            for part in self.parts:
-                prefix = f"{part.name}__"
-                own = [
-                    n.removeprefix(prefix) for n in names if n == part.name or n.startswith(prefix)
-                ]
-                layout.append((own, {}))
-            return layout
-        recorded = meta.get("parts")
-        expected = self.composition
-        entries: list[dict[str, JSONValue]] = []
-        if isinstance(recorded, list):
-            entries = [p for p in recorded if isinstance(p, dict)]
+        if not self.framed:  # split_unframed named the sections: the part's name or part__s
+            rest = list(sections)[1:]
+            return [
+                ([n.removeprefix(f"{p}__") for n in rest if n == p or n.startswith(f"{p}__")], {})
+                for p in (part.name for part in self.parts)
+            ]
+        expected, recorded = self.composition, meta.get("parts")
+        entries = [e for e in recorded if isinstance(e, dict)] if isinstance(recorded, list) else []
         if (
             not isinstance(recorded, list)
             or len(entries) != len(recorded)
-            or not all(set(p) == {"packer", "sections", "meta"} for p in entries)
+            or not all(set(e) == {"packer", "sections", "meta"} for e in entries)
         ):
             raise PackingError(
                 f"compose {expected}: expected the frame meta to record the parts as "
                 f"[{{packer, sections, meta}}, ...], found {recorded!r:.200}"
             )
-        found = "+".join(str(p["packer"]) for p in entries)
+        found = "+".join(str(entry["packer"]) for entry in entries)
         if found != expected:
             raise PackingError(
                 f"expected a payload of composition {expected!r}, found one of {shorten(found)}"
             )
-        layout = []
-        payload_sections = dict(sections.counts())
-        claimed = {"weights"}
+        counts, claimed = dict(sections.counts()), {"weights"}
+        layout: list[tuple[list[str], Mapping[str, JSONValue]]] = []
         for part, entry in zip(self.parts, entries, strict=True):
-            part_sections: list[str] = []
-            raw_sections = entry["sections"]
-            part_meta = entry["meta"]
-            if not isinstance(raw_sections, list) or not isinstance(part_meta, dict):
+            raw, part_meta = entry["sections"], entry["meta"]
+            at = f"compose {expected}: part {part.name!r}"
+            if not isinstance(raw, list) or not isinstance(part_meta, dict):
                 raise PackingError(
-                    f"compose {expected}: part {part.name!r}: expected sections as a list and "
-                    f"meta as an object, found {raw_sections!r:.100} and {part_meta!r:.100}"
+                    f"{at}: expected sections as a list and meta as an object, found "
+                    f"{raw!r:.100} and {part_meta!r:.100}"
                 )
-            for item in raw_sections:
+            own: list[str] = []
+            for item in raw:
                 if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
-                    raise PackingError(
-                        f"compose {expected}: part {part.name!r}: expected [name, count], "
-                        f"found {item!r:.100}"
-                    )
+                    raise PackingError(f"{at}: expected [name, count], found {item!r:.100}")
                 name = _section_name(part.name, item[0])
-                if payload_sections.get(name) != item[1] or name in claimed:
+                if counts.get(name) != item[1] or name in claimed:
                     raise PackingError(
-                        f"compose {expected}: part {part.name!r} records section "
-                        f"{shorten(item[0])} with {shorten(item[1], 40)} arrays, the frame has "
-                        f"{payload_sections.get(name)!r}"
+                        f"{at} records section {shorten(item[0])} with {shorten(item[1], 40)} "
+                        f"arrays, the frame has {counts.get(name)!r}"
                     )
                 claimed.add(name)
-                part_sections.append(item[0])
-            layout.append((part_sections, part_meta))
-        if claimed != set(payload_sections):
+                own.append(item[0])
+            layout.append((own, part_meta))
+        if claimed != set(counts):
             raise PackingError(
-                f"compose {expected}: sections {shorten(sorted(set(payload_sections) - claimed))} "
+                f"compose {expected}: sections {shorten(sorted(set(counts) - claimed))} "
                 "belong to no part"
             )
         return layout
