@@ -51,11 +51,8 @@ def get_packer(
 ) -> ParameterPacker[Any]:
     """An instance of the packer registered under ``name``, built with ``options``.
 
-    ``get_packer("scaffold", size_of_model_params=62)``; every packer accepts ``framed=False``
-    for FL4Health's exact layout. ``budget`` is the :class:`fedpack.DecodeBudget` received
-    payloads are checked against (default: :data:`fedpack.DEFAULT_BUDGET`). Raises
-    :class:`UnknownPackerError` (with a suggestion) for a name nobody provides,
-    :class:`PackerConflictError` or :class:`PluginLoadError` as the registry rules say.
+    ``get_packer("scaffold", size_of_model_params=62)``; ``framed=False`` gives FL4Health's
+    layout, ``budget`` the :class:`fedpack.DecodeBudget` received payloads are checked against.
     """
     return default_registry().get_packer(name, budget=budget, **options)
 
@@ -78,13 +75,11 @@ def unpack(
 ) -> tuple[str, NDArrays, Any]:
     """Unpack a framed payload without knowing who packed it: ``(name, weights, extra)``.
 
-    The frame names the packer and carries the options to rebuild it; the packer is found in
-    ``registry`` (default: the process-wide one). A payload without a frame is rejected.
-    Everything is checked against ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`); options
-    read from the frame (a composition's parts' included) can only tighten it. Every error a
-    payload can cause is a :class:`fedpack.PackingError`: a payload naming a packer this
-    process cannot provide raises :class:`fedpack.UnknownPayloadPackerError` (also a
-    ``LookupError``).
+    The frame names the packer (found in ``registry``, default the process-wide one) and its
+    options; it is read once. Everything is checked against ``budget`` (default
+    :data:`fedpack.DEFAULT_BUDGET`), which the frame can only tighten. Every error a payload can
+    cause is a :class:`fedpack.PackingError` (:class:`fedpack.UnknownPayloadPackerError` for a
+    packer this process cannot provide).
     """
     limits = budget_or_default(budget)
     if isinstance(packed, list):  # before the arrays are looked at one by one
@@ -104,31 +99,28 @@ def packer_for_frame(
     registry: PackerRegistry | None = None,
     budget: DecodeBudget | None = None,
 ) -> ParameterPacker[Any]:
-    """The packer that wrote ``frame``, rebuilt from the options the frame carries.
+    """The packer that wrote ``frame``, rebuilt from its options, decoding within ``budget``.
 
-    The packer decodes under ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`), which the
-    frame's options (a composition's parts' included) can only tighten. A frame naming a
-    packer this process cannot provide raises :class:`fedpack.UnknownPayloadPackerError`;
-    options the packer refuses raise :class:`fedpack.PackingError`.
+    The frame's options can only tighten ``budget``. A packer this process cannot provide
+    raises :class:`fedpack.UnknownPayloadPackerError`, options it refuses a ``PackingError``.
     """
-    limits = budget_or_default(budget)
     reg = registry or default_registry()
+    options: dict[str, Any] = {k: v for k, v in frame.options.items() if k != "framed"}
     try:
         cls = reg.get_packer_class(frame.packer)
-        options: dict[str, Any] = {k: v for k, v in frame.options.items() if k != "framed"}
-        try:
-            packer = reg.get_packer(frame.packer, **options)
-        except (UnknownPackerError, PackerConflictError, PluginLoadError, PackingError):
-            raise
-        except Exception as exc:  # a constructor refusing the frame's options, however it does
-            raise PackingError(
-                f"frame options {shorten(options)} do not fit packer {frame.packer!r} "
-                f"({cls.__module__}.{cls.__qualname__}): {shorten(str(exc), 300)}"
-            ) from exc
+        packer = reg.get_packer(frame.packer, **options)
     except (UnknownPackerError, PackerConflictError, PluginLoadError) as exc:
         name = getattr(exc, "name", None)  # a composition's part, or the frame's packer
         raise payload_packer_error(exc, name if isinstance(name, str) else frame.packer) from exc
-    packer.use_budget(limits, from_frame=True)
+    except PackingError:
+        raise
+    except Exception as exc:  # a constructor refusing the frame's options, however it does
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        raise PackingError(
+            f"frame options {shorten(options)} do not fit packer {frame.packer!r} ({where}): "
+            f"{shorten(str(exc), 300)}"
+        ) from exc
+    packer.use_budget(budget_or_default(budget), from_frame=True)
     return packer
 
 
@@ -137,11 +129,9 @@ def compose(
 ) -> ComposedPacker:
     """A packer for two or more packers in one payload, weights carried once.
 
-    ``compose("scaffold", "clipping_bit")`` is ``get_packer("scaffold+clipping_bit")``: its
-    extra data is a tuple ``(control_variates, clipping_bit)``. Options of a part go under the
-    part's name (``scaffold={"size_of_model_params": 62}``); ``framed=`` applies to the whole.
-    Packer instances compose as they are: ``compose(get_packer("scaffold"), clipping)``.
-    ``fedpack.unpack`` of a composed payload returns the name ``"scaffold+clipping_bit"``.
+    ``compose("scaffold", "clipping_bit", scaffold={...})`` is
+    ``get_packer("scaffold+clipping_bit", scaffold={...})`` (the extra is a tuple, one per
+    part); packer instances compose as they are: ``compose(scaffold_packer, clipping_packer)``.
     """
     if len(parts) >= 2 and all(isinstance(part, ParameterPacker) for part in parts):
         return ComposedPacker(parts, **options)  # type: ignore[arg-type]
@@ -158,12 +148,13 @@ def compose(
 
 def payload_packer_error(exc: Exception, name: str) -> UnknownPayloadPackerError:
     """The :class:`fedpack.PackingError` for a payload naming a packer that cannot be used."""
-    if isinstance(exc, UnknownPackerError):
-        reason = "is not installed (or is blocked)"
-    elif isinstance(exc, PackerConflictError):
-        reason = "is claimed by several plugins"
-    else:
-        reason = "failed to load"
+    reason = (
+        "is not installed (or is blocked)"
+        if isinstance(exc, UnknownPackerError)
+        else "is claimed by several plugins"
+        if isinstance(exc, PackerConflictError)
+        else "failed to load"
+    )
     return UnknownPayloadPackerError(
         f"the payload names packer {shorten(name)}, which {reason} on this receiver: "
         f"{shorten(str(exc), 400)}",
