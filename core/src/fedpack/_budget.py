@@ -17,18 +17,6 @@ from ._errors import PackingError
 
 __all__ = ["DEFAULT_BUDGET", "DecodeBudget"]
 
-_FIELDS = (
-    "max_arrays",
-    "max_sections",
-    "max_rank",
-    "max_elements",
-    "max_bytes",
-    "max_expansion",
-    "max_string_width",
-    "max_name_length",
-    "max_frame_bytes",
-)
-
 
 @dataclass(frozen=True)
 class DecodeBudget:
@@ -58,7 +46,7 @@ class DecodeBudget:
     max_frame_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
-        for name in _FIELDS:
+        for name in _FIELDS:  # every field, in order
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(
@@ -74,21 +62,17 @@ class DecodeBudget:
 
         ``budget.tighten(max_elements=n)`` can lower ``max_elements`` but never raise it.
         """
+        unknown = sorted(set(limits) - set(_FIELDS))
+        if unknown:
+            raise TypeError(f"DecodeBudget.tighten: unknown limit {unknown[0]!r}")
         merged = {name: getattr(self, name) for name in _FIELDS}
-        if other is not None:
-            for name in _FIELDS:
-                merged[name] = min(merged[name], getattr(other, name))
-        for name, value in limits.items():
-            if name not in merged:
-                raise TypeError(f"DecodeBudget.tighten: unknown limit {name!r}")
-            merged[name] = min(merged[name], value)
+        for source in ({} if other is None else dataclasses.asdict(other), limits):
+            merged |= {name: min(merged[name], value) for name, value in source.items()}
         return DecodeBudget(**merged)
 
     def allowance(self, payload_bytes: int) -> int:
         """Bytes a payload of ``payload_bytes`` bytes may make the receiver allocate."""
         return max(self.max_bytes, self.max_expansion * payload_bytes)
-
-    # -- checks ------------------------------------------------------------------------------
 
     def check_count(self, count: int, *, what: str) -> None:
         """Refuse more than :attr:`max_arrays` arrays (or names, or list entries)."""
@@ -134,6 +118,7 @@ class DecodeBudget:
             )
 
 
+_FIELDS = tuple(field.name for field in dataclasses.fields(DecodeBudget))
 #: The budget used when the receiver sets none (see the module documentation).
 DEFAULT_BUDGET = DecodeBudget()
 
