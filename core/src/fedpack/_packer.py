@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,17 +55,13 @@ class Sections(Mapping[str, NDArrays]):
     @classmethod
     def split(cls, packed: Sequence[NDArray], counts: Sequence[tuple[str, int]]) -> Sections:
         """Split ``packed`` by ``(name, count)`` pairs, which must add up to its length."""
-        total = sum(count for _, count in counts)
-        if total != len(packed):
-            raise PackingError(
-                f"expected {total} arrays ({format_sections(counts)}), found {len(packed)}"
-            )
-        parts: list[tuple[str, NDArrays]] = []
-        start = 0
-        for name, count in counts:
-            parts.append((name, list(packed[start : start + count])))
-            start += count
-        return cls(parts)
+        starts = [0, *itertools.accumulate(count for _, count in counts)]
+        if starts[-1] != len(packed):
+            found = f"({format_sections(counts)}), found {len(packed)}"
+            raise PackingError(f"expected {starts[-1]} arrays {found}")
+        return cls(
+            [(n, list(packed[starts[i] : starts[i + 1]])) for i, (n, _) in enumerate(counts)]
+        )
 
     def __getitem__(self, name: str) -> NDArrays:
         try:
@@ -85,7 +82,7 @@ class Sections(Mapping[str, NDArrays]):
         return tuple((name, len(arrays)) for name, arrays in self._parts.items())
 
     def one(self, name: str) -> NDArray:
-        """The single array of section ``name``; an error if the section holds another count."""
+        """The single array of section ``name`` (an error for another count)."""
         arrays = self[name]
         if len(arrays) != 1:
             raise PackingError(f"section {shorten(name)}: expected 1 array, found {len(arrays)}")
@@ -123,20 +120,16 @@ class Encoded:
 class ParameterPacker(ABC, Generic[T]):
     """Pack model weights and extra data ``T`` into one flat list of arrays, and back.
 
-    The public methods keep FL4Health's names and argument order:
     ``pack_parameters(model_weights, additional_parameters)`` and
-    ``unpack_parameters(packed_parameters)``. They are implemented here, once, for every
-    packer: input checks, the optional trailing frame (``framed=True``, the default) and the
-    split back into sections. A packer implements three small methods:
+    ``unpack_parameters(packed_parameters)`` keep FL4Health's names; they are implemented here,
+    once (checks, the trailing frame of ``framed=True``, the split). A packer implements:
 
     - :meth:`encode`: weights and extra data -> named sections (FL4Health's order);
     - :meth:`decode`: named sections (+ frame meta) -> ``(weights, extra)``, validating;
     - :meth:`split_unframed`: how FL4Health's layout (no frame) splits into those sections.
 
-    A packer class sets :attr:`name` (its registry name, ``[a-z0-9_]+``). Constructor options
-    that the receiver needs are returned by :meth:`frame_options` and written into the frame,
-    so :func:`fedpack.unpack` can rebuild the packer with ``get_packer(name, **options)``.
-    Packing and unpacking never copy weight arrays: the same objects come back.
+    It sets :attr:`name` (``[a-z0-9_]+``); :meth:`frame_options` are the options the receiver
+    needs, written into the frame for :func:`fedpack.unpack`. Weight arrays are never copied.
     """
 
     #: The registry name of this packer class.
@@ -234,11 +227,10 @@ class ParameterPacker(ABC, Generic[T]):
     ) -> tuple[Sections, Mapping[str, JSONValue]]:
         """The split step every unpack path shares: a payload's sections and its frame meta.
 
-        The arrays and the frame are checked (the frame belongs to this packer, with this
-        packer's options), the frame is read once: pass ``frame`` when the caller has already
-        read it from ``packed_parameters`` (as :func:`fedpack.unpack` does). Without a frame
-        (``framed=False``), :meth:`split_unframed` splits FL4Health's layout and the meta is
-        empty. :meth:`unpack_parameters` is ``decode(*split(packed))``.
+        The arrays and the frame (this packer's, with its options) are checked; pass ``frame``
+        when it was already read from ``packed_parameters``, so it is read once. Without a frame,
+        :meth:`split_unframed` splits FL4Health's layout. ``unpack_parameters`` is
+        ``decode(*split(packed))``.
         """
         if isinstance(packed_parameters, list) and len(packed_parameters) > self.budget.max_arrays:
             self.budget.check_count(len(packed_parameters), what="packed_parameters")
@@ -278,11 +270,7 @@ class ParameterPacker(ABC, Generic[T]):
         """Split a payload in FL4Health's layout (no frame) into the sections of :meth:`encode`."""
 
     def check_frame_options(self, options: Mapping[str, JSONValue]) -> None:
-        """Refuse a frame written with other options than this packer's :meth:`frame_options`.
-
-        A packer whose :meth:`decode` checks the options itself (with a better message) may
-        override this.
-        """
+        """Refuse a frame written with other options than this packer's :meth:`frame_options`."""
         expected = self.frame_options()
         if dict(options) != expected:
             raise PackingError(
@@ -305,22 +293,15 @@ class ParameterPacker(ABC, Generic[T]):
 
     @classmethod
     def example_extras(cls, weights: NDArrays) -> list[Any]:
-        """Valid extra data to pack with ``weights``, for the conformance checks (default: none).
+        """A few valid extras for ``weights``, for the conformance checks (``[]``: none fit).
 
-        A plugin overrides this to let ``fedpack check`` and :mod:`fedpack.testing` round-trip
-        its packer without knowing what its extra data looks like. Return a few values of
-        ``T`` that fit ``weights`` (e.g. one control variate per weight), or ``[]`` when these
-        weights cannot carry an extra (the checks then skip this set of weights).
+        ``fedpack check`` and :mod:`fedpack.testing` round-trip the packer with them.
         """
         return []
 
     @classmethod
     def example_options(cls, weights: NDArrays) -> dict[str, Any]:
-        """Constructor options the conformance checks use with ``weights`` (default: none).
-
-        Both layouts are built with them, e.g. ``{"size_of_model_params": len(weights)}`` for a
-        packer that cannot split FL4Health's layout without that option.
-        """
+        """Constructor options the conformance checks build both layouts with, for ``weights``."""
         return {}
 
 
