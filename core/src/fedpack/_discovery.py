@@ -84,24 +84,17 @@ def scan(paths: Iterable[str], group: str = GROUP) -> dict[str, list[EntryPoint]
 
 
 def _read_file(path: str) -> bytes | None:
-    """The bytes of ``path``, or ``None`` if it cannot be read.
-
-    Plain ``os.open``/``os.read``: 3-5 times faster than ``open()`` (no buffered or text
-    wrapper objects), which matters with hundreds of installed distributions.
-    """
+    """The bytes of ``path``, or ``None``: plain ``os.read``, 3-5 times faster than ``open()``."""
     try:
         fd = os.open(path, _O_READ)
     except OSError:
         return None
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
+        return b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
     except OSError:
         return None
     finally:
         os.close(fd)
-    return b"".join(chunks)
 
 
 def _parse_group(text: str, group: str) -> list[tuple[str, str]]:
@@ -123,25 +116,17 @@ def _parse_group(text: str, group: str) -> list[tuple[str, str]]:
 
 
 def _read_name_version(path: str) -> tuple[str, str]:
-    """Read ``Name`` and ``Version`` from the metadata headers (stop at the first blank line)."""
-    name = version = ""
+    """``Name`` and ``Version`` from the metadata headers, else from the directory name."""
+    headers: dict[str, str] = {}
     for filename in ("METADATA", "PKG-INFO"):
-        try:
-            with open(os.path.join(path, filename), encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    if not line.strip():
-                        break
-                    key, _, value = line.partition(":")
-                    if key == "Name" and not name:
-                        name = value.strip()
-                    elif key == "Version" and not version:
-                        version = value.strip()
+        data = _read_file(os.path.join(path, filename))
+        if data is not None:
+            for line in data.decode("utf-8", errors="replace").splitlines():
+                if not line.strip():  # the headers end at the first blank line
+                    break
+                key, _, value = line.partition(":")
+                headers.setdefault(key, value.strip())
             break
-        except OSError:
-            continue
-    if not name or not version:
-        stem = os.path.basename(path).rsplit(".", 1)[0]
-        parts = stem.split("-")
-        name = name or parts[0]
-        version = version or (parts[1] if len(parts) > 1 else "unknown")
-    return name, version
+    stem = os.path.basename(path).rsplit(".", 1)[0].split("-")
+    version = stem[1] if len(stem) > 1 else "unknown"
+    return headers.get("Name") or stem[0], headers.get("Version") or version
