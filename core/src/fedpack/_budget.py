@@ -83,10 +83,7 @@ class DecodeBudget:
             )
 
     def check_shape(self, shape: tuple[int, ...], *, what: str) -> int:
-        """Refuse a shape of more than :attr:`max_rank` dimensions or :attr:`max_elements`.
-
-        Returns the element count (computed with Python ints: no overflow).
-        """
+        """Refuse a shape beyond :attr:`max_rank` or :attr:`max_elements`; its element count."""
         if len(shape) > self.max_rank:
             raise PackingError(
                 f"{what}: expected at most {self.max_rank} dimensions (budget max_rank), "

@@ -1,12 +1,8 @@
-"""Composition: several packers in one payload, weights carried once.
+"""Composition: several packers in one payload, from their own encode / decode / split.
 
-A :class:`ComposedPacker` is made from its parts' own ``encode`` / ``decode`` /
-``split_unframed``, so every packer composes without new code. Its frame names the packer
-``compose`` and records each part (name, options, sections, meta); a part's section ``s`` is
-called ``<part>__<s>`` unless ``s`` is the part's name. The README's "Composition" section
-has the payload layout and the rules. Without a frame, the parts are peeled off the end of the
-payload, the last part first: a part that splits from the front (``scaffold`` with
-``size_of_model_params``) must come first.
+The frame names the packer ``compose`` and records each part; a part's section ``s`` is called
+``<part>__<s>`` unless ``s`` is the part's name. Without a frame, parts are peeled off the end,
+the last first. The README's "Composition" section has the layout and the rules.
 """
 
 from __future__ import annotations
@@ -90,12 +86,9 @@ def _section_name(part: str, section: str) -> str:
 class ComposedPacker(ParameterPacker[tuple[Any, ...]]):
     """Two or more packers in one payload; the extra data is a tuple, one per part.
 
-    Built from packer instances, ``ComposedPacker([scaffold, clipping_bit])``, or by name with
-    ``fedpack.get_packer("scaffold+clipping_bit", scaffold={...})`` / :func:`fedpack.compose`
-    (options of a part go under the part's name). The parts are built with the composition's
-    ``framed``. The weights are carried once; a part that declares
-    :attr:`~fedpack.ParameterPacker.transforms_weights` (at most one may) provides the weights
-    section, the others must leave the weights as they are.
+    Built from packer instances (each with the composition's ``framed``), or by name with
+    ``fedpack.get_packer("a+b", a={...})`` / :func:`fedpack.compose`. The weights are carried
+    once: at most one part may declare ``transforms_weights`` and provide them.
     """
 
     name: ClassVar[str] = COMPOSE

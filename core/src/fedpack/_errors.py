@@ -21,11 +21,7 @@ class FedpackError(Exception):
 
 
 class UnknownPackerError(FedpackError, LookupError):
-    """No packer is registered under the requested name (or the name is blocked).
-
-    The message lists the installed names, suggests the closest one and says which
-    distribution would provide the name (``pip install fedpack-<name>``).
-    """
+    """No packer is registered under the name (or it is blocked); the message suggests one."""
 
     def __init__(self, message: str, *, name: str, available: tuple[str, ...] = ()) -> None:
         super().__init__(message)
@@ -40,28 +36,15 @@ class UnknownPackerError(FedpackError, LookupError):
 
 
 class PackerConflictError(FedpackError):
-    """Two sources claim the same packer name and nothing says which one wins.
-
-    Raised when the name is asked for (other names keep working), or by an in-process
-    ``register`` of a taken name without ``replace=True``. The message names every claimant
-    as ``distribution==version`` and the ways to resolve the conflict.
-    """
+    """Two sources claim one packer name and nothing says which wins (raised for it only)."""
 
 
 class PluginLoadError(FedpackError):
-    """A plugin failed to import, to register, or registered something invalid.
-
-    Raised for the names that plugin provides only; the original exception is chained as
-    ``__cause__``. The message names the distribution and its version.
-    """
+    """A plugin failed to import or to register (raised for its names only, cause chained)."""
 
 
 class PackingError(FedpackError, ValueError):
-    """Bad input to ``pack_parameters`` or a bad payload given to ``unpack_parameters``.
-
-    The message says what was expected, what was found and where (array index, section,
-    tensor name).
-    """
+    """Bad input to pack or a bad payload: the message says what was expected, found and where."""
 
 
 class UnknownPayloadPackerError(PackingError, UnknownPackerError):

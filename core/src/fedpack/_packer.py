@@ -308,10 +308,9 @@ class ParameterPacker(ABC, Generic[T]):
 class ScalarPacker(ParameterPacker[float]):
     """A packer whose extra data is one finite real number, sent after the weights.
 
-    The layout is FL4Health's: ``weights + [np.array(x)]`` (a 0-d array whose dtype follows
-    the input, as ``np.array`` gives it). Unpacking accepts a 0-d or shape ``(1,)`` array (the
-    latter is what FL4Health's server sends in the first round) and always returns a Python
-    ``float``. Subclasses set :attr:`name`, which also names the scalar's section.
+    FL4Health's layout, ``weights + [np.array(x)]``; unpacking also takes the shape ``(1,)``
+    array FL4Health's server sends in the first round, and returns a Python ``float``.
+    Subclasses set :attr:`name`, which also names the scalar's section.
     """
 
     def encode(self, model_weights: NDArrays, additional_parameters: float) -> Encoded:

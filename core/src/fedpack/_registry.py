@@ -137,8 +137,8 @@ class PackerRegistry:
     ) -> type[ParameterPacker[Any]]:
         """Register ``cls`` under ``cls.name`` in this process; returns ``cls`` (a decorator).
 
-        A name that is already registered in-process or declared by an installed plugin raises
-        :class:`PackerConflictError` unless ``replace=True``, in which case ``cls`` wins.
+        A name taken in-process or by an installed plugin is a :class:`PackerConflictError`,
+        unless ``replace=True`` (then ``cls`` wins).
         """
         name = _class_name(cls, where="register()")
         if name == COMPOSE:
@@ -167,9 +167,7 @@ class PackerRegistry:
         key = normalize_name(name)
         with self._lock:
             if self._local.pop(key, None) is None:
-                raise UnknownPackerError(
-                    f"no packer {key!r} is registered in-process", name=key, available=()
-                )
+                raise UnknownPackerError(f"no packer {key!r} is registered in-process", name=key)
             self._resolved.pop(key, None)
 
     def get_packer_class(self, name: str) -> type[ParameterPacker[Any]]:
@@ -331,11 +329,9 @@ class PackerRegistry:
             return local
         claims = self._entry_points().get(key, [])
         if claims and key in self.disabled:
+            blocked = f"({claims[0].label}) but blocked by FEDPACK_DISABLE_PLUGINS"
             raise UnknownPackerError(
-                f"packer {key!r} is installed ({claims[0].label}) but blocked by "
-                "FEDPACK_DISABLE_PLUGINS",
-                name=key,
-                available=tuple(self.names()),
+                f"packer {key!r} is installed {blocked}", name=key, available=tuple(self.names())
             )
         if not claims:
             raise self._unknown(key)
@@ -356,13 +352,11 @@ class PackerRegistry:
         return self._load(key, chosen)
 
     def _unknown(self, key: str) -> UnknownPackerError:
-        available = tuple(self.names())
-        message = f"unknown packer {key!r}."
         import difflib  # here, not at module level: only error paths need it (cold start)
 
+        available = tuple(self.names())
         close = difflib.get_close_matches(key, available, n=1, cutoff=0.6)
-        if close:
-            message += f" Did you mean {close[0]!r}?"
+        message = f"unknown packer {key!r}." + (f" Did you mean {close[0]!r}?" if close else "")
         message += f" Installed packers: {', '.join(available) or 'none'}."
         if not self.autoload:
             message += " Plugin discovery is off (FEDPACK_PLUGIN_AUTOLOAD=0)."
@@ -371,18 +365,16 @@ class PackerRegistry:
 
     def _load(self, key: str, ep: EntryPoint) -> type[ParameterPacker[Any]]:
         slot = (key, ep.path)
-        if slot in self._loaded:
-            return self._loaded[slot]
         if slot in self._failed:
             raise self._failed[slot]
-        try:
-            classes = self._import_and_register(key, ep)
-        except PluginLoadError as exc:
-            self._failed[slot] = exc
-            raise
-        for cls_name, cls in classes.items():
-            self._loaded[(cls_name, ep.path)] = cls
-        return classes[key]
+        if slot not in self._loaded:
+            try:
+                classes = self._import_and_register(key, ep)
+            except PluginLoadError as exc:
+                self._failed[slot] = exc
+                raise
+            self._loaded.update({(name, ep.path): cls for name, cls in classes.items()})
+        return self._loaded[slot]
 
     def _import_and_register(
         self, key: str, ep: EntryPoint

@@ -37,11 +37,9 @@ MAX_QUOTED = 120
 
 
 def shorten(value: object, limit: int = MAX_QUOTED) -> str:
-    """``repr(value)``, cut to ``limit`` characters with an ellipsis (``...``) when longer.
+    """``repr(value)`` cut to ``limit`` characters (``...`` marks a cut).
 
-    Error messages quote sender-chosen text (names, option values) through this, so a hostile
-    payload cannot copy megabytes into an exception or a log line. A long ``str`` is cut before
-    its ``repr`` is built; containers are cut after.
+    Every message quotes sender-chosen text so: a payload cannot put megabytes into a log line.
     """
     if isinstance(value, str) and len(value) > limit:
         value = value[:limit]
@@ -65,9 +63,8 @@ def describe(value: object) -> str:
 def array_list(value: object, *, what: str, offset: int = 0) -> NDArrays:
     """Check that ``value`` is a sequence of numpy arrays without object dtypes.
 
-    Returns a new ``list`` holding the same array objects (no array is copied). A bare array, a
-    string or a mapping is rejected rather than iterated. ``offset`` is added to the array index
-    in messages, for lists that are a slice of a larger payload.
+    Returns a new ``list`` of the same array objects; a bare array, a string or a mapping is
+    refused. ``offset`` is added to the indices in messages (for a slice of a payload).
     """
     if isinstance(value, (np.ndarray, str, bytes, dict)) or not isinstance(value, Sequence):
         raise PackingError(f"{what}: expected a list of numpy arrays, found {describe(value)}")
@@ -110,11 +107,7 @@ def int_option(value: object, *, what: str, minimum: int | None = 0) -> int | No
 
 
 def expect_sections(sections: Mapping[str, object], expected: Sequence[str], *, what: str) -> None:
-    """Check that a split payload holds exactly the sections ``expected``, in that order.
-
-    A frame that names other sections (a corrupted frame, or one written for another version of
-    the packer) is rejected rather than silently ignoring or dropping arrays.
-    """
+    """Check that a split payload holds exactly the sections ``expected``, in that order."""
     found = list(sections)
     if found != list(expected):
         raise PackingError(
@@ -123,11 +116,9 @@ def expect_sections(sections: Mapping[str, object], expected: Sequence[str], *, 
 
 
 def finite_scalar(value: object, *, what: str) -> float:
-    """Check a scalar given to ``pack_parameters``: a finite real number.
+    """A finite real scalar given to ``pack_parameters``, as a Python ``float``.
 
-    Accepts Python ``int``/``float`` (``bool`` included), numpy real scalars and 0-d real
-    arrays; returns it as a Python ``float``. Complex, non-finite, non-numeric and
-    multi-element values are rejected.
+    Python and numpy real numbers (``bool`` included) and 0-d real arrays are accepted.
     """
     if isinstance(value, np.ndarray):
         if value.ndim != 0:
@@ -163,10 +154,7 @@ def scalar_from_array(array: NDArray, *, what: str, where: str) -> float:
             f"{what} ({where}): expected a boolean, integer or floating dtype, "
             f"found {describe(array)}"
         )
-    if array.dtype.itemsize > 8 and array.dtype.kind == "f":  # longdouble: may overflow float
-        with np.errstate(over="ignore", invalid="ignore"):
-            number = float(array.reshape(()))
-    else:
+    with np.errstate(over="ignore", invalid="ignore"):  # a longdouble may overflow a float
         number = float(array.reshape(()))
     if not math.isfinite(number):
         raise PackingError(f"{what} ({where}): expected a finite number, found {number}")
@@ -215,9 +203,8 @@ def names_from_array(
 ) -> list[str]:
     """Decode a names array: 1-D unicode (or the empty float64 array FL4Health sends for ``[]``).
 
-    The array's length and string width are checked against ``budget`` (``max_arrays``,
-    ``max_string_width``; zero-width strings are refused) before any ``str`` is built; the
-    result is checked with :func:`unique_names`.
+    Its length and width are checked against ``budget`` (:func:`check_strings`) before any
+    ``str`` is built; the names with :func:`unique_names`.
     """
     limits = budget_or_default(budget)
     if array.ndim != 1:
@@ -236,11 +223,10 @@ def names_from_array(
 
 
 def check_strings(array: NDArray, budget: DecodeBudget, *, what: str) -> None:
-    """Check a received string array (``<U``/``S``) before its elements are read.
+    """Check a received string array (``<U``/``S``) in O(1), before its elements are read.
 
-    At most ``budget.max_arrays`` elements, each at most ``budget.max_string_width``
-    characters wide, and never zero-width (numpy silently widens those to one character).
-    Costs O(1): only the dtype and the size are looked at.
+    At most ``budget.max_arrays`` elements of at most ``budget.max_string_width`` characters,
+    never zero-width (numpy silently widens those to one character).
     """
     budget.check_count(array.size, what=what)
     width = array.dtype.itemsize // (4 if array.dtype.kind == "U" else 1)

@@ -110,11 +110,9 @@ def is_frame(array: object) -> bool:
 def read_frame(
     packed: Sequence[NDArray], *, budget: DecodeBudget | None = None, where: str | None = None
 ) -> Frame:
-    """Decode the frame at the end of ``packed`` and check the counts add up.
+    """Decode the frame at the end of ``packed`` (within ``budget``), check the counts add up.
 
-    A payload without a frame (for instance one packed with ``framed=False`` or by FL4Health)
-    gets an error that says so. ``budget`` (default :data:`fedpack.DEFAULT_BUDGET`) bounds the
-    frame and the number of arrays; ``where`` names the frame in messages (default: its index).
+    A payload without a frame gets an error that says so; ``where`` names the frame in messages.
     """
     limits = DEFAULT_BUDGET if budget is None else budget_or_default(budget)
     if len(packed) > limits.max_arrays:
