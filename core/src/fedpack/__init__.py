@@ -28,7 +28,7 @@ from ._errors import (
 )
 from ._packer import Encoded, ParameterPacker, ScalarPacker, Sections
 from ._registry import PackerInfo, PackerRegistry
-from ._typing import NDArray, NDArrays
+from ._typing import JSONValue, NDArray, NDArrays
 from .frame import Frame
 from .hookspecs import hookimpl
 
@@ -40,6 +40,7 @@ __all__ = [
     "DecodeBudget",
     "Encoded",
     "FedpackError",
+    "JSONValue",
     "Frame",
     "NDArray",
     "NDArrays",

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import fedpack
-from fedpack import Encoded, NDArrays, PackingError, Sections
+from fedpack import Encoded, JSONValue, NDArrays, PackingError, Sections
 from fedpack.checks import expect_sections, names_from_array, names_to_array, unique_names
 
 __all__ = ["LayerNamesPacker", "fedpack_register_packers"]
@@ -40,7 +40,9 @@ class LayerNamesPacker(fedpack.ParameterPacker[list[str]]):
         )
         return Encoded([("weights", model_weights), ("layer_names", [names_to_array(names)])])
 
-    def decode(self, sections: Sections, meta: Mapping[str, object]) -> tuple[NDArrays, list[str]]:
+    def decode(
+        self, sections: Sections, meta: Mapping[str, JSONValue]
+    ) -> tuple[NDArrays, list[str]]:
         """Return the weights and the names, checking there is one name per weight array."""
         expect_sections(sections, _SECTIONS, what="layer_names")
         weights = sections["weights"]

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import fedpack
-from fedpack import Encoded, NDArray, NDArrays, PackingError, Sections
+from fedpack import Encoded, JSONValue, NDArray, NDArrays, PackingError, Sections
 from fedpack.checks import describe, int_option
 
 from ._kernels import BITS, code_shape, dequantize, error_bound, quantize, scale_count
@@ -229,7 +229,7 @@ class QuantizePacker(fedpack.ParameterPacker[Any]):
         out += [("qscales", [all_scales]), ("qlayout", [encode_layout(entries)])]
         return Encoded(out, meta)
 
-    def decode(self, sections: Sections, meta: Mapping[str, Any]) -> tuple[NDArrays, Any]:
+    def decode(self, sections: Sections, meta: Mapping[str, JSONValue]) -> tuple[NDArrays, Any]:
         """Check the layout and the codes, dequantize, then let the inner packer decode."""
         names = list(sections)
         if names[-2:] != list(_OWN):

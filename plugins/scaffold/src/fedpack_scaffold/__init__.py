@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import fedpack
-from fedpack import Encoded, NDArrays, PackingError, Sections
+from fedpack import Encoded, JSONValue, NDArrays, PackingError, Sections
 from fedpack.checks import array_list, describe, expect_sections, int_option
 
 __all__ = ["ScaffoldPacker", "fedpack_register_packers"]
@@ -69,7 +69,9 @@ class ScaffoldPacker(fedpack.ParameterPacker[NDArrays]):
         _check_numeric(control_variates, lambda i: f"additional_parameters[{i}]")
         return Encoded([("weights", model_weights), ("control_variates", control_variates)])
 
-    def decode(self, sections: Sections, meta: Mapping[str, object]) -> tuple[NDArrays, NDArrays]:
+    def decode(
+        self, sections: Sections, meta: Mapping[str, JSONValue]
+    ) -> tuple[NDArrays, NDArrays]:
         """Return the weights and the control variates, checking the weight count if known."""
         expect_sections(sections, _SECTIONS, what="scaffold")
         weights = sections["weights"]

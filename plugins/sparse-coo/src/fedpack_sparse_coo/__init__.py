@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import fedpack
-from fedpack import Encoded, NDArray, NDArrays, PackingError, Sections
+from fedpack import Encoded, JSONValue, NDArray, NDArrays, PackingError, Sections
 from fedpack.checks import (
     array_list,
     describe,
@@ -149,7 +149,9 @@ class SparseCooPacker(fedpack.ParameterPacker[SparseExtra]):
             ]
         )
 
-    def decode(self, sections: Sections, meta: Mapping[str, Any]) -> tuple[NDArrays, SparseExtra]:
+    def decode(
+        self, sections: Sections, meta: Mapping[str, JSONValue]
+    ) -> tuple[NDArrays, SparseExtra]:
         """Validate every tensor and return ``(values, (indices, shapes, names))``."""
         names = _names(sections, self.budget)
         if _is_compact(sections):
