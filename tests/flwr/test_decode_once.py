@@ -1,0 +1,80 @@
+"""Each payload's frame is decoded once on every Flower unpack path (records, client, replies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fedpack
+from fedpack import frame as frame_module
+from fedpack.flwr import (
+    ScaffoldClient,
+    from_record_dict,
+    pack_fit_ins,
+    receive,
+    split_fit_res,
+    split_replies,
+    to_record_dict,
+)
+from fedpack.flwr import _records as records_module
+
+from .test_message_api import context, instruction, named
+
+pytest.importorskip("flwr")
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every frame decode, whichever module calls the decoder."""
+    calls: list[str] = []
+    real = frame_module.decode_frame
+
+    def counting(array: Any, *, where: str = "frame", budget: Any = None) -> Any:
+        calls.append(where)
+        return real(array, where=where, budget=budget)
+
+    for module in (frame_module, records_module):
+        monkeypatch.setattr(module, "decode_frame", counting)
+    return calls
+
+
+def content(name: str = "scaffold+clipping_bit") -> Any:
+    packer = fedpack.get_packer(name)
+    c = [np.full(a.shape, 0.5, np.float32) for a in named().values()]
+    return to_record_dict(packer, named(), (c, 1.0) if "+" in name else c)
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_from_record_dict(given: bool, decodes: list[str]) -> None:
+    packer = fedpack.get_packer("scaffold+clipping_bit") if given else None
+    from_record_dict(content(), packer)
+    assert len(decodes) == 1
+
+
+def test_receive(decodes: list[str]) -> None:
+    receive(instruction(content()))
+    assert len(decodes) == 1
+
+
+def test_scaffold_client(decodes: list[str]) -> None:
+    client = ScaffoldClient(instruction(content("scaffold")), context())
+    assert client.packer.name == "scaffold"
+    assert len(decodes) == 1
+
+
+def test_split_replies(decodes: list[str]) -> None:
+    replies = [instruction(content(), node) for node in (1, 2, 3)]
+    out = split_replies(replies)
+    assert (len(out.accepted), len(decodes)) == (3, 3)
+
+
+def test_legacy_fit_res(decodes: list[str]) -> None:
+    from flwr.common import Code, FitRes, Status
+
+    packer = fedpack.get_packer("scaffold")
+    ins = pack_fit_ins(packer, list(named().values()), [np.zeros(2)], {})
+    res = FitRes(Status(Code.OK, ""), ins.parameters, 1, {})
+    split_fit_res(res)
+    assert len(decodes) == 1
