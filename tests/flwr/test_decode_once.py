@@ -78,3 +78,18 @@ def test_legacy_fit_res(decodes: list[str]) -> None:
     res = FitRes(Status(Code.OK, ""), ins.parameters, 1, {})
     split_fit_res(res)
     assert len(decodes) == 1
+
+
+def test_a_payload_naming_a_missing_packer_stays_a_lookup_error() -> None:
+    from fedpack.flwr import FRAME_KEY, from_array, pop_extras, to_array
+
+    sent = content("scaffold")
+    extra = sent["fedpack.extra"]
+    frame = frame_module.decode_frame(from_array(extra[FRAME_KEY]))
+    forged = frame_module.Frame("not_installed", frame.sections, {}, {})
+    extra[FRAME_KEY] = to_array(frame_module.encode_frame(forged))
+    with pytest.raises(
+        fedpack.UnknownPayloadPackerError, match=r"reply 0 \(node 0\): .*'not_installed'"
+    ) as info:
+        pop_extras([instruction(sent)])
+    assert isinstance(info.value, LookupError)

@@ -6,6 +6,7 @@ from typing import Any
 
 from .._api import unpack
 from .._budget import DecodeBudget
+from .._errors import PackingError, UnknownPayloadPackerError
 from .._packer import ParameterPacker
 from .._typing import NDArrays
 
@@ -30,3 +31,14 @@ def decoding_budget(
     if budget is None and packer is not None:
         return packer.budget
     return budget
+
+
+def located(exc: PackingError, where: str) -> PackingError:
+    """``exc`` with ``where`` before its message, of the same kind.
+
+    A payload naming a packer this receiver lacks stays an
+    :class:`fedpack.UnknownPayloadPackerError` (a ``LookupError``).
+    """
+    if isinstance(exc, UnknownPayloadPackerError):
+        return UnknownPayloadPackerError(f"{where}: {exc}", name=exc.name, available=exc.available)
+    return PackingError(f"{where}: {exc}")

@@ -21,7 +21,7 @@ from .._errors import PackingError
 from .._packer import ParameterPacker
 from .._typing import NDArrays
 from ..checks import array_list, describe, shorten
-from ._common import decoding_budget, unpack_with
+from ._common import decoding_budget, located, unpack_with
 from ._npy import decode_arrays, encode_arrays
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def split_fit_results(
             weights_only, _, extra = split_fit_res(fit_res, packer, budget=budget)
         except PackingError as exc:
             cid = getattr(proxy, "cid", "?")
-            raise PackingError(f"fit result {index} (client {cid}): {exc}") from exc
+            raise located(exc, f"fit result {index} (client {cid})") from exc
         weights_results.append((proxy, weights_only))
         extras.append(extra)
     return weights_results, extras

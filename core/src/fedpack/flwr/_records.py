@@ -36,7 +36,7 @@ from .._packer import ParameterPacker
 from .._typing import NDArrays
 from ..checks import describe, finite_scalar, shorten
 from ..frame import decode_frame, is_frame, read_frame
-from ._common import decoding_budget
+from ._common import decoding_budget, located
 from ._convert import Weights, named_arrays
 from ._npy import STYPE, from_array, to_array
 
@@ -456,7 +456,7 @@ def pop_extras(
             )
         except PackingError as exc:
             src = getattr(getattr(message, "metadata", None), "src_node_id", "?")
-            raise PackingError(f"reply {index} (node {src}): {exc}") from exc
+            raise located(exc, f"reply {index} (node {src})") from exc
         read.append((message, extra))
     for message, _ in read:
         del message.content[extra_key]
