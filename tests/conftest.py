@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,3 +28,21 @@ def testplugin() -> None:
     """Skip the test unless the test plugin (tests/plugin-pkg) is installed."""
     if importlib.util.find_spec("fedpack_testplugin") is None:
         pytest.skip(TESTPLUGIN_MISSING)
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every frame decode from now on (by ``where``), whichever module calls the decoder."""
+    from fedpack import frame
+    from fedpack.flwr import _records
+
+    calls: list[str] = []
+    real = frame.decode_frame
+
+    def counting(array: Any, *, where: str = "frame", budget: Any = None) -> Any:
+        calls.append(where)
+        return real(array, where=where, budget=budget)
+
+    for module in (frame, _records):
+        monkeypatch.setattr(module, "decode_frame", counting)
+    return calls

@@ -12,20 +12,6 @@ import fedpack
 from fedpack import frame as frame_module
 
 
-@pytest.fixture
-def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every call of the frame decoder (read_frame goes through it), by ``where``."""
-    calls: list[str] = []
-    real = frame_module.decode_frame
-
-    def counting(array: Any, *, where: str = "frame", budget: Any = None) -> Any:
-        calls.append(where)
-        return real(array, where=where, budget=budget)
-
-    monkeypatch.setattr(frame_module, "decode_frame", counting)
-    return calls
-
-
 def weights() -> fedpack.NDArrays:
     return [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(4), np.array(3, np.int64)]
 

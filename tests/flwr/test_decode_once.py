@@ -18,26 +18,10 @@ from fedpack.flwr import (
     split_replies,
     to_record_dict,
 )
-from fedpack.flwr import _records as records_module
 
 from .test_message_api import context, instruction, named
 
 pytest.importorskip("flwr")
-
-
-@pytest.fixture
-def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every frame decode, whichever module calls the decoder."""
-    calls: list[str] = []
-    real = frame_module.decode_frame
-
-    def counting(array: Any, *, where: str = "frame", budget: Any = None) -> Any:
-        calls.append(where)
-        return real(array, where=where, budget=budget)
-
-    for module in (frame_module, records_module):
-        monkeypatch.setattr(module, "decode_frame", counting)
-    return calls
 
 
 def content(name: str = "scaffold+clipping_bit") -> Any:
