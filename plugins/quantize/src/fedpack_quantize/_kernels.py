@@ -242,23 +242,41 @@ def quantize(
     return codes, scales
 
 
-def _scale_into(codes: Array, scales: F32Array, block: int | None, out: Array) -> None:
-    """``out = codes * scale`` (of each block), ``codes`` 1-D int8, ``out`` 1-D, block-aligned."""
-    work = work_dtype(out.dtype)
+def _scale_in_place(t: Array, scales: F32Array, block: int | None, start: int) -> None:
+    """``t *= scale`` of each block, ``t`` the chunk of elements ``start..`` (block-aligned)."""
+    work = t.dtype.type
     if block is None:
-        np.multiply(codes, work.type(scales[0]), out=out, dtype=work)
+        np.multiply(t, work(scales[0]), out=t)
         return
-    m = codes.shape[0]
+    m = t.shape[0]
+    first = start // block
+    s = scales[first : first + scale_count(m, block)].astype(t.dtype, copy=False)
     full = (m // block) * block
-    s = scales.astype(work, copy=False)
     np.multiply(
-        codes[:full].reshape(-1, block),
-        s[: full // block, None],
-        out=out[:full].reshape(-1, block),
-        dtype=work,
+        t[:full].reshape(-1, block), s[: full // block, None], out=t[:full].reshape(-1, block)
     )
     if full < m:
-        np.multiply(codes[full:], s[full // block], out=out[full:], dtype=work)
+        np.multiply(t[full:], s[full // block], out=t[full:])
+
+
+def _unpack_nibbles(packed: Array, wide: Array, shifted: Array) -> Array:
+    """The signed 4-bit codes of ``packed`` (biased nibbles, first in the low one) as int8.
+
+    Pure ufuncs on little-endian uint16 pairs, no lookup (a gather costs more than these five
+    passes over half as many items): byte ``0xHL`` -> ``0x0H0L``, then each byte ``n`` ->
+    ``(n + 0x78) ^ 0x80``, which is ``n - 8`` as an int8 (no carry crosses a byte: ``n <= 15``).
+    ``wide`` and ``shifted`` are ``<u2`` scratch buffers of at least ``len(packed)`` items.
+    """
+    w = wide[: packed.shape[0]]
+    t = shifted[: packed.shape[0]]
+    np.copyto(w, packed, casting="unsafe")
+    np.left_shift(w, 4, out=t)
+    np.bitwise_or(w, t, out=w)
+    np.bitwise_and(w, 0x0F0F, out=w)
+    np.add(w, 0x7878, out=w)
+    np.bitwise_xor(w, 0x8080, out=w)
+    codes: Array = w.view(np.int8)
+    return codes
 
 
 def dequantize(
@@ -276,33 +294,32 @@ def dequantize(
     ``scales`` holds :func:`scale_count` finite non-negative float32 scales. Every code is
     accepted: a code the sender never produces (-128, or a 4-bit ``0``) decodes to ``-128 s``
     or ``-8 s``, still bounded by the scale.
+
+    Chunk by chunk, while it is in cache: the int8 codes (unpacked first for 4 bits) are cast
+    into the output, which is then multiplied in place by its scales, in the work dtype (for
+    a float16 output, in a float32 buffer cast into it). Each value is
+    ``work(code) * work(scale)`` rounded once to ``dtype``.
     """
     n = math.prod(shape)
     out = np.empty(n, dtype=dtype)
-    if bits == 8:
-        _scale_into(codes.reshape(-1), scales, block, out)
-        return out.reshape(shape)
+    work = work_dtype(out.dtype)
     chunk = _chunk_for(block)
-    buf = np.empty(min(chunk, n + n % 2), dtype=np.int8)
-    pairs16 = buf.view(np.uint16)  # 2 int8 codes per item, as a byte of the payload holds them
+    flat = codes.reshape(-1)
+    direct = out.dtype == work
+    tmp = None if direct else np.empty(min(chunk, n), dtype=work)
+    if bits == 4:
+        pairs = (min(chunk, n) + 1) // 2
+        wide = np.empty(pairs, dtype="<u2")
+        shifted = np.empty(pairs, dtype="<u2")
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        pairs = (m + 1) // 2
-        np.take(_NIBBLES, codes[start // 2 : start // 2 + pairs], out=pairs16[:pairs], mode="clip")
-        first = 0 if block is None else start // block
-        _scale_into(buf[:m], scales[first:], block, out[start : start + m])
+        if bits == 8:
+            c = flat[start : start + m]
+        else:
+            c = _unpack_nibbles(flat[start // 2 : start // 2 + (m + 1) // 2], wide, shifted)[:m]
+        t = out[start : start + m] if tmp is None else tmp[:m]
+        np.copyto(t, c, casting="unsafe")
+        _scale_in_place(t, scales, block, start)
+        if tmp is not None:
+            np.copyto(out[start : start + m], t, casting="unsafe")
     return out.reshape(shape)
-
-
-def _nibble_table() -> npt.NDArray[np.uint16]:
-    """Byte -> its two signed codes (``nibble - 8``) as int8 bytes of one uint16, low first."""
-    byte = np.arange(256)
-    pair = np.empty((256, 2), dtype=np.int8)
-    pair[:, 0] = (byte & 15) - 8
-    pair[:, 1] = (byte >> 4) - 8
-    table: npt.NDArray[np.uint16] = pair.view(np.uint16).reshape(256)
-    return table
-
-
-#: Lookup table of :func:`_nibble_table` (1 KB): one gather unpacks two 4-bit codes.
-_NIBBLES: Final[npt.NDArray[np.uint16]] = _nibble_table()

@@ -61,6 +61,18 @@ def _choice() -> str:
     return raw
 
 
+def _tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """The lookup tables of the kernel, indexed by a mask byte ``b``.
+
+    ``rank[b, j]`` is the number of set bits of ``b`` below bit ``j`` (256 x 8), ``popc[b]``
+    the number of set bits of ``b``.
+    """
+    bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
+    popc = bits.sum(axis=1, dtype=np.uint8)
+    rank = (np.cumsum(bits, axis=1, dtype=np.uint8) - bits).astype(np.uint8)
+    return rank, popc
+
+
 def _build() -> _Kernel | None:
     """Import numba and define the kernel; None if numba is not importable."""
     try:
@@ -69,13 +81,22 @@ def _build() -> _Kernel | None:
         return None
 
     def expand(  # pragma: no cover - compiled
-        mask: Array, vals: Array, src: Array, out: Array, use_src: bool, zero: Any
+        mask: Array,
+        vals: Array,
+        src: Array,
+        out: Array,
+        use_src: bool,
+        zero: Any,
+        rank: Array,
+        popc: Array,
     ) -> int:
-        # One pass over the mask; for each element, a branch-free select between the
-        # next value and the base (or zero) through an all-ones / all-zeros bit mask.
-        # While 8 values are left, a mask byte cannot make the reads run past them; after
-        # that, reads are clamped, so that a bad popcount never reads out of bounds. The
-        # returned count tells the caller whether the popcount matched.
+        # One mask byte (8 elements) per step. rank[b, j] is the number of set bits of b
+        # below bit j: element j of the byte takes value p + rank[b, j], kept or replaced by
+        # the base (or zero) through an all-ones / all-zeros bit mask, with no branch and no
+        # dependency between the 8 elements; p advances by popc[b] once per byte. While 8
+        # values are left, a mask byte cannot make the reads run past them; after that,
+        # reads are clamped, so that a bad popcount never reads out of bounds. The returned
+        # count tells the caller whether the popcount matched.
         size = out.shape[0]
         nvals = vals.shape[0]
         last = nvals - 1 if nvals > 0 else 0
@@ -86,16 +107,28 @@ def _build() -> _Kernel | None:
             b = mask[k]
             i = k << 3
             for j in range(8):
-                bit = (b >> j) & 1
-                m = zero - out.dtype.type(bit)
-                other = src[i + j] if use_src else zero
-                out[i + j] = (vals[p] & m) | (other & ~m)
-                p += bit
+                v = vals[p + rank[b, j]]
+                m = zero - out.dtype.type((b >> j) & 1)
+                if use_src:
+                    out[i + j] = (v & m) | (src[i + j] & ~m)
+                else:
+                    out[i + j] = v & m
+            p += popc[b]
             k += 1
-        for i in range(k << 3, size):
+        while k < nbytes:  # fewer than 8 values left: clamped reads
+            b = mask[k]
+            i = k << 3
+            for j in range(8):
+                v = vals[min(p + rank[b, j], last)] if nvals > 0 else zero
+                m = zero - out.dtype.type((b >> j) & 1)
+                other = src[i + j] if use_src else zero
+                out[i + j] = (v & m) | (other & ~m)
+            p += popc[b]
+            k += 1
+        for i in range(nbytes << 3, size):  # the last, partial byte
             bit = (mask[i >> 3] >> (i & 7)) & 1
-            m = zero - out.dtype.type(bit)
             v = vals[min(p, last)] if nvals > 0 else zero
+            m = zero - out.dtype.type(bit)
             other = src[i] if use_src else zero
             out[i] = (v & m) | (other & ~m)
             p += bit
@@ -112,6 +145,7 @@ def _build() -> _Kernel | None:
 
 def _kernels() -> _Kernel | None:
     if not _state["loaded"]:
+        _state["tables"] = _tables()
         _state["kernels"] = _build()
         _state["loaded"] = True
     kernel: _Kernel | None = _state["kernels"]
@@ -167,7 +201,8 @@ def rebuild_bitmask(mask: Array, vals: Array, size: int, base: Array | None) -> 
     v = vals.view(view)
     o = out.view(view)
     src = o[:0] if base is None else np.ravel(base, order="C").view(view)
-    if int(expand(mask, v, src, o, base is not None, view(0))) != vals.shape[0]:
+    rank, popc = _state["tables"]
+    if int(expand(mask, v, src, o, base is not None, view(0), rank, popc)) != vals.shape[0]:
         return None  # popcount mismatch: the numpy path raises the error
     if first:  # compilation (or loading numba's cache) happens in this first call
         _state[key] = True
