@@ -244,9 +244,11 @@ def skewed_bits(rng: np.random.Generator, size: int, layout: str) -> npt.NDArray
         bits[size - size // 5 :] = True
         return bits
     if layout == "runs":  # whole 0xFF and 0x00 bytes, alternating in runs
-        return (np.arange(size) // 40) % 2 == 0
+        runs: npt.NDArray[np.bool_] = (np.arange(size) // 40) % 2 == 0
+        return runs
     # "band": 2-10% per chunk, where the numpy scan pads its bool array
-    return rng.random(size) < rng.choice([0.021, 0.05, 0.0999, 0.1, 0.101])
+    band: npt.NDArray[np.bool_] = rng.random(size) < rng.choice([0.021, 0.05, 0.0999, 0.1, 0.101])
+    return band
 
 
 @settings(max_examples=80, deadline=None)
