@@ -602,3 +602,42 @@ def test_dequantize_reads_read_only_payloads(bits: int) -> None:
     b = dequantize(ro_codes, ro_scales, bits=bits, block=64, shape=x.shape, dtype=x.dtype)
     assert a.tobytes() == b.tobytes()
     assert b.flags.writeable
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=DEQ_SIZES,
+    bits=st.sampled_from(BITS),
+    block=st.sampled_from([1, 3, 64, 128, 511, 512, 1000, CHUNK + 5]),
+    dtype=st.sampled_from(["float16", "float32", "float64"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_block_quantize_is_the_plain_formula(
+    n: int, bits: int, block: int, dtype: str, seed: int
+) -> None:
+    """Short blocks (flat reductions) and long ones (rows) give the plain per-block codes."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    work = np.float64 if dt == np.float64 else np.float32
+    x = (rng.standard_normal(n) * 4).astype(dt)
+    x[rng.random(n) < 0.05] = 0  # zero blocks too, when short
+    levels = 127 if bits == 8 else 7
+    got = quantize(x, bits=bits, block=block)
+    assert got is not None
+    codes, scales = got
+    starts = np.arange(0, n, block)
+    peaks = [float(np.abs(x[i : i + block].astype(work)).max()) for i in starts]
+    want_scales = (np.array(peaks, dtype=work) / levels).astype(np.float32)
+    np.testing.assert_array_equal(scales, want_scales)
+    want = np.empty(n, dtype=np.int16)
+    for k, i in enumerate(starts):
+        s = want_scales[k]
+        inv = work(1.0) / work(s) if s else work(0.0)
+        t = x[i : i + block].astype(work) * inv
+        # 8 bits: round half to even; 4 bits: trunc(t + 8.5), round half up
+        want[i : i + block] = np.rint(t) if bits == 8 else np.trunc(t + work(8.5)) - 8
+    if bits == 8:
+        np.testing.assert_array_equal(codes, want.astype(np.int8))
+    else:
+        nib = np.concatenate([want + 8, np.zeros(n % 2, np.int16)]).astype(np.uint8)
+        np.testing.assert_array_equal(codes, nib[0::2] | (nib[1::2] << 4))
