@@ -18,6 +18,7 @@ from fedpack.testing import PackerConformance, run_checks
 pytest.importorskip("fedpack_quantize")
 
 from fedpack_quantize import QuantizePacker, dequantize, error_bound, quantize
+from fedpack_quantize._kernels import CHUNK
 from fedpack_quantize._layout import Entry, encode_layout
 
 BITS = [8, 4]
@@ -532,7 +533,6 @@ def codes_and_scales(
     return signed, scales[per]
 
 
-CHUNK = 1 << 16
 DEQ_SIZES = st.one_of(
     st.integers(0, 600),
     st.sampled_from([CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 3, 3 * CHUNK - 7]),
