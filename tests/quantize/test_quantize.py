@@ -641,3 +641,18 @@ def test_block_quantize_is_the_plain_formula(
     else:
         nib = np.concatenate([want + 8, np.zeros(n % 2, np.int16)]).astype(np.uint8)
         np.testing.assert_array_equal(codes, nib[0::2] | (nib[1::2] << 4))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("block", [4, 1000])
+@pytest.mark.parametrize(
+    "bad", [[np.inf, np.nan], [-np.nan, 1.0], [-np.inf, -np.inf], [np.nan, -np.inf]]
+)
+def test_non_finite_values_are_refused_in_every_block_path(
+    dtype: str, block: int, bad: list[float]
+) -> None:
+    """The block peaks are maxima of the bits of ``|x|``: NaN and inf still end up refused."""
+    x = np.ones(3000, dtype=dtype)
+    x[2001:2003] = bad
+    with pytest.raises(PackingError, match=r"expected finite values, found NaN or infinity"):
+        quantize(x, bits=4, block=block)
