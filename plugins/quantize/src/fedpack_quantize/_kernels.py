@@ -18,7 +18,7 @@ code ``q`` in ``[-L, L]``:
 array of ``ceil(size / 2)`` bytes; the high nibble after an odd last element is zero.
 
 The arithmetic is done in float32 for float16 and float32 arrays, in float64 for float64 ones:
-float32 never goes through float64. Work is done in chunks of about 128K elements so that the
+float32 never goes through float64. Work is done in chunks of about 256K elements so that the
 temporaries stay in cache: quantizing reads the input twice (the peak, then the codes; once
 for per-block scales) and dequantizing writes the output once.
 """
@@ -47,8 +47,9 @@ __all__ = [
 BITS: Final[tuple[int, ...]] = (8, 4)
 #: The largest code magnitude for each width.
 LEVELS: Final[dict[int, int]] = {8: 127, 4: 7}
-#: Elements processed per step (a multiple of 8; temporaries of this size stay in cache).
-CHUNK: Final[int] = 1 << 17
+#: Elements processed per step (a multiple of 8): 1 MB of float32, temporaries stay in cache;
+#: larger chunks mean fewer numpy calls per tensor (measured: 256K beat 64K and 128K).
+CHUNK: Final[int] = 1 << 18
 #: Blocks shorter than this are reduced and scaled as flat arrays, longer ones as rows.
 _ROW_BLOCK: Final[int] = 512
 
