@@ -18,6 +18,7 @@ from fedpack.testing import PackerConformance, run_checks
 pytest.importorskip("fedpack_quantize")
 
 from fedpack_quantize import QuantizePacker, dequantize, error_bound, quantize
+from fedpack_quantize._kernels import CHUNK
 from fedpack_quantize._layout import Entry, encode_layout
 
 BITS = [8, 4]
@@ -513,3 +514,145 @@ def test_a_frame_cannot_loosen_the_inner_packers_limits() -> None:
     forged = [*sent[:-1], encode_frame(Frame(frame.packer, frame.sections, options))]
     with pytest.raises(PackingError, match="sparse_coo: expected frame options"):
         fedpack.unpack(forged)
+
+
+# -- dequantize: the chunked kernel equals the plain formula, bit for bit ---------------------
+
+
+def codes_and_scales(
+    codes: np.ndarray[Any, Any], scales: np.ndarray[Any, Any], bits: int, block: int | None, n: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Each element's signed code and its block's scale, decoded the plain way."""
+    raw = codes.reshape(-1)
+    if bits == 4:
+        pairs = np.stack([(raw & 15).astype(np.int16), (raw >> 4).astype(np.int16)], axis=1)
+        signed = (pairs.reshape(-1) - 8)[:n]
+    else:
+        signed = raw.view(np.int8).astype(np.int16)
+    per = np.zeros(n, dtype=np.int64) if block is None else np.arange(n) // block
+    return signed, scales[per]
+
+
+DEQ_SIZES = st.one_of(
+    st.integers(0, 600),
+    st.sampled_from([CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 3, 3 * CHUNK - 7]),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    n=DEQ_SIZES,
+    bits=st.sampled_from(BITS),
+    block=st.sampled_from([None, 1, 2, 3, 7, 64, 128, 1000, CHUNK + 5]),
+    dtype=st.sampled_from(["float16", "float32", "float64"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_dequantize_is_the_plain_formula_bit_for_bit(
+    n: int, bits: int, block: int | None, dtype: str, seed: int
+) -> None:
+    """Every code byte (the ones a sender never produces too), zero and tiny scales, chunk
+    boundaries, odd lengths: each value is ``work(code) * work(scale)`` rounded once."""
+    from fedpack_quantize import _kernels
+
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    work = np.float64 if dt == np.float64 else np.float32
+    codes = rng.integers(0, 256, _kernels.code_shape((n,), bits), dtype=np.uint8)
+    if bits == 8:
+        codes = codes.view(np.int8)
+    elif n % 2:
+        codes[-1] &= 15  # the padding nibble is checked by the packer, not the kernel
+    count = _kernels.scale_count(n, block)
+    scales = rng.choice(np.array([0.0, 1e-30, 3e-3, 0.5, 1.0, 7.25], np.float32), count)
+    signed, per = codes_and_scales(codes, scales, bits, block, n)
+    with np.errstate(under="ignore"):
+        want = (signed.astype(work) * per.astype(work)).astype(dt)
+    got = dequantize(codes, scales, bits=bits, block=block, shape=(n,), dtype=dt)
+    assert got.dtype == dt
+    assert got.shape == (n,)
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("block", [None, 5])
+def test_dequantize_every_four_bit_byte(block: int | None) -> None:
+    """All 256 bytes, both nibbles: nibble ``k`` decodes to ``(k - 8) * scale``."""
+    codes = np.arange(256, dtype=np.uint8)
+    scales = np.full(_scale_count(512, block), 0.5, dtype=np.float32)
+    y = dequantize(codes, scales, bits=4, block=block, shape=(512,), dtype=np.dtype(np.float32))
+    b = np.arange(256)
+    want = np.stack([(b & 15) - 8, (b >> 4) - 8], axis=1).reshape(-1) * 0.5
+    np.testing.assert_array_equal(y, want.astype(np.float32))
+
+
+def _scale_count(n: int, block: int | None) -> int:
+    return 1 if block is None else -(-n // block)
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_dequantize_reads_read_only_payloads(bits: int) -> None:
+    """Received codes and scales are read-only views of the message's bytes."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(CHUNK + 11).astype(np.float32)
+    codes, scales = quantize(x, bits=bits, block=64)  # type: ignore[misc]
+    ro_codes = np.frombuffer(codes.tobytes(), codes.dtype).reshape(codes.shape)
+    ro_scales = np.frombuffer(scales.tobytes(), np.float32)
+    assert not ro_codes.flags.writeable
+    assert not ro_scales.flags.writeable
+    a = dequantize(codes, scales, bits=bits, block=64, shape=x.shape, dtype=x.dtype)
+    b = dequantize(ro_codes, ro_scales, bits=bits, block=64, shape=x.shape, dtype=x.dtype)
+    assert a.tobytes() == b.tobytes()
+    assert b.flags.writeable
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=DEQ_SIZES,
+    bits=st.sampled_from(BITS),
+    block=st.sampled_from([1, 3, 64, 128, 511, 512, 1000, CHUNK + 5]),
+    dtype=st.sampled_from(["float16", "float32", "float64"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_block_quantize_is_the_plain_formula(
+    n: int, bits: int, block: int, dtype: str, seed: int
+) -> None:
+    """Short blocks (flat reductions) and long ones (rows) give the plain per-block codes."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    work = np.float64 if dt == np.float64 else np.float32
+    x = (rng.standard_normal(n) * 4).astype(dt)
+    x[rng.random(n) < 0.05] = 0  # zero blocks too, when short
+    levels = 127 if bits == 8 else 7
+    got = quantize(x, bits=bits, block=block)
+    assert got is not None
+    codes, scales = got
+    starts = np.arange(0, n, block)
+    peaks = [float(np.abs(x[i : i + block].astype(work)).max()) for i in starts]
+    want_scales = (np.array(peaks, dtype=work) / levels).astype(np.float32)
+    np.testing.assert_array_equal(scales, want_scales)
+    want = np.empty(n, dtype=np.int16)
+    for k, i in enumerate(starts):
+        s = want_scales[k]
+        inv = work(1.0) / work(s) if s else work(0.0)
+        t = x[i : i + block].astype(work) * inv
+        # 8 bits: round half to even; 4 bits: trunc(t + 8.5), round half up
+        want[i : i + block] = np.rint(t) if bits == 8 else np.trunc(t + work(8.5)) - 8
+    if bits == 8:
+        np.testing.assert_array_equal(codes, want.astype(np.int8))
+    else:
+        nib = np.concatenate([want + 8, np.zeros(n % 2, np.int16)]).astype(np.uint8)
+        np.testing.assert_array_equal(codes, nib[0::2] | (nib[1::2] << 4))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("block", [4, 1000])
+@pytest.mark.parametrize(
+    "bad", [[np.inf, np.nan], [-np.nan, 1.0], [-np.inf, -np.inf], [np.nan, -np.inf]]
+)
+def test_non_finite_values_are_refused_in_every_block_path(
+    dtype: str, block: int, bad: list[float]
+) -> None:
+    """The block peaks are maxima of the bits of ``|x|``: NaN and inf still end up refused."""
+    x = np.ones(3000, dtype=dtype)
+    x[2001:2003] = bad
+    with pytest.raises(PackingError, match=r"expected finite values, found NaN or infinity"):
+        quantize(x, bits=4, block=block)

@@ -203,3 +203,115 @@ def test_compiled_path_reads_read_only_payloads(monkeypatch: pytest.MonkeyPatch)
     b = rebuild_with("numba", monkeypatch, "bitmask", [mask, vals], (10, 100), base=base)
     assert a.tobytes() == b.tobytes()
     assert b.flags.writeable
+
+
+# -- the byte-table kernel and the numpy scan, at their edges ----------------------------------
+
+
+def test_rank_and_popcount_tables() -> None:
+    rank, popc = _fast._tables()
+    assert rank.shape == (256 * 8,)
+    assert popc.shape == (256,)
+    assert rank.dtype == popc.dtype == np.uint8
+    for b in range(256):
+        assert popc[b] == bin(b).count("1")
+        row = [int(r) for r in rank[8 * b : 8 * b + 8]]
+        assert row == [bin(b & ((1 << j) - 1)).count("1") for j in range(8)]
+
+
+def skewed_bits(rng: np.random.Generator, size: int, layout: str) -> npt.NDArray[np.bool_]:
+    """Masks that move the kernel between its unclamped and clamped loops at odd places."""
+    if layout == "front":  # every value early, then a long stretch with a few stray bits
+        bits = np.zeros(size, dtype=np.bool_)
+        bits[: size // 3] = True
+        if size:
+            bits[rng.integers(0, size, 3)] = True
+        return bits
+    if layout == "back":  # a long empty stretch, then dense
+        bits = np.zeros(size, dtype=np.bool_)
+        bits[size - size // 5 :] = True
+        return bits
+    if layout == "runs":  # whole 0xFF and 0x00 bytes, alternating in runs
+        runs: npt.NDArray[np.bool_] = (np.arange(size) // 40) % 2 == 0
+        return runs
+    # "band": 2-10% per chunk, where the numpy scan pads its bool array
+    band: npt.NDArray[np.bool_] = rng.random(size) < rng.choice([0.021, 0.05, 0.0999, 0.1, 0.101])
+    return band
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    size=SIZES,
+    layout=st.sampled_from(["front", "back", "runs", "band"]),
+    dtype=st.sampled_from(["int8", "uint16", "float32", "float64", "complex64"]),
+    with_base=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_both_paths_equal_a_mask_assignment_on_skewed_masks(
+    size: int, layout: str, dtype: str, with_base: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    bits = skewed_bits(rng, size, layout)
+    mask = np.packbits(bits, bitorder="little")
+    vals = random_values(rng, int(bits.sum()), dt)
+    base = random_values(rng, size, dt) if with_base else None
+    want = np.zeros(size, dtype=dt) if base is None else base.copy()
+    want[bits] = vals
+    kernels = ["numpy", "numba"] if _numba_installed() else ["numpy"]
+    mp = pytest.MonkeyPatch()
+    try:
+        for kernel in kernels:
+            got = rebuild_with(kernel, mp, "bitmask", [mask, vals], (size,), base=base)
+            assert got.tobytes() == want.tobytes(), kernel
+    finally:
+        mp.undo()
+
+
+def _numba_installed() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("count", [8, 13, 1000, 4096, 65536])
+@pytest.mark.parametrize("fraction", [0.0, 0.01, 0.02, 0.021, 0.05, 0.1, 0.1001, 0.5, 1.0])
+def test_chunk_positions_are_the_set_bits(count: int, fraction: float) -> None:
+    """Below, inside and above the 2-10% band where the scanned bool array is padded."""
+    rng = np.random.default_rng(count)
+    n = round(fraction * count)
+    bits = np.zeros(count, dtype=np.bool_)
+    bits[rng.choice(count, n, replace=False)] = True
+    mask = np.packbits(bits, bitorder="little")
+    got = K._chunk_positions(mask, count)
+    assert got.dtype == np.intp
+    np.testing.assert_array_equal(got, np.flatnonzero(bits))
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "numba"])
+@pytest.mark.parametrize(
+    ("extra", "found"),
+    [(+1, r"found more than \d+ set bits"), (-1, r"found \d+ set bits")],
+)
+def test_bad_popcount_across_chunks(
+    monkeypatch: pytest.MonkeyPatch, kernel: str, extra: int, found: str
+) -> None:
+    """Values run out early (stray bits long after them) or are left over, on 3 chunks."""
+    if kernel == "numba":
+        pytest.importorskip("numba")
+    size = 3 * CHUNK + 5
+    bits = np.zeros(size, dtype=np.bool_)
+    bits[:100] = True
+    bits[[CHUNK + 7, 2 * CHUNK + 1, size - 1]] = True
+    mask = np.packbits(bits, bitorder="little")
+    n = int(bits.sum()) - extra
+    monkeypatch.setenv(_fast.ENV_VAR, kernel)
+    if kernel == "numba":
+        assert _fast.rebuild_bitmask(mask, np.ones(n, F32), size, None) is None
+    with pytest.raises(
+        PackingError,
+        match=rf"bitmask: expected popcount equal to the number of values \({n}\), {found}",
+    ):
+        K.rebuild_from_compact("bitmask", [mask, np.ones(n, F32)], (size,))

@@ -47,7 +47,7 @@ _VIEWS: Final[dict[int, type[np.unsignedinteger[Any]]]] = {
 }
 
 Array = npt.NDArray[Any]
-_Kernel = Callable[..., int]
+_Kernels = tuple[Callable[..., int], Callable[..., int]]
 
 _state: dict[str, Any] = {"loaded": False, "kernels": None, "compile_seconds": 0.0}
 
@@ -61,21 +61,38 @@ def _choice() -> str:
     return raw
 
 
-def _build() -> _Kernel | None:
-    """Import numba and define the kernel; None if numba is not importable."""
+def _tables() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """The lookup tables of the kernels, indexed by a mask byte ``b``.
+
+    ``rank[8 * b + j]`` is the number of set bits of ``b`` below bit ``j`` (256 rows of 8,
+    flattened: the row starts at ``b << 3``, no multiply), ``popc[b]`` the number of set
+    bits of ``b``.
+    """
+    bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
+    popc = bits.sum(axis=1, dtype=np.uint8)
+    rank = (np.cumsum(bits, axis=1, dtype=np.uint8) - bits).astype(np.uint8).reshape(-1)
+    return rank, popc
+
+
+def _build() -> _Kernels | None:
+    """Import numba and define the kernels; None if numba is not importable."""
     try:
         import numba
     except ImportError:
         return None
 
-    def expand(  # pragma: no cover - compiled
-        mask: Array, vals: Array, src: Array, out: Array, use_src: bool, zero: Any
+    # One mask byte (8 elements) per step. rank[8b + j] is the number of set bits of b below
+    # bit j: element j of the byte takes value p + rank[8b + j], kept or replaced by zero (or
+    # the base) through an all-ones / all-zeros bit mask, with no branch and no dependency
+    # between the 8 elements; p advances by popc[b] once per byte. While 8 values are left,
+    # a mask byte cannot make the reads run past them; after that, reads are clamped, so
+    # that a bad popcount never reads out of bounds. The returned count tells the caller
+    # whether the popcount matched. One kernel without a base, one with: fewer live values
+    # in the loop than one kernel with a flag (about 10% faster).
+
+    def fill_zero(  # pragma: no cover - compiled
+        mask: Array, vals: Array, out: Array, rank: Array, popc: Array, zero: Any
     ) -> int:
-        # One pass over the mask; for each element, a branch-free select between the
-        # next value and the base (or zero) through an all-ones / all-zeros bit mask.
-        # While 8 values are left, a mask byte cannot make the reads run past them; after
-        # that, reads are clamped, so that a bad popcount never reads out of bounds. The
-        # returned count tells the caller whether the popcount matched.
         size = out.shape[0]
         nvals = vals.shape[0]
         last = nvals - 1 if nvals > 0 else 0
@@ -85,37 +102,84 @@ def _build() -> _Kernel | None:
         while k < nbytes and p + 8 <= nvals:
             b = mask[k]
             i = k << 3
+            r = np.intp(b) << 3
             for j in range(8):
-                bit = (b >> j) & 1
-                m = zero - out.dtype.type(bit)
-                other = src[i + j] if use_src else zero
-                out[i + j] = (vals[p] & m) | (other & ~m)
-                p += bit
+                m = zero - out.dtype.type((b >> j) & 1)
+                out[i + j] = vals[p + rank[r + j]] & m
+            p += popc[b]
             k += 1
-        for i in range(k << 3, size):
+        while k < nbytes:  # fewer than 8 values left: clamped reads
+            b = mask[k]
+            i = k << 3
+            r = np.intp(b) << 3
+            for j in range(8):
+                v = vals[min(p + rank[r + j], last)] if nvals > 0 else zero
+                m = zero - out.dtype.type((b >> j) & 1)
+                out[i + j] = v & m
+            p += popc[b]
+            k += 1
+        for i in range(nbytes << 3, size):  # the last, partial byte
             bit = (mask[i >> 3] >> (i & 7)) & 1
-            m = zero - out.dtype.type(bit)
             v = vals[min(p, last)] if nvals > 0 else zero
-            other = src[i] if use_src else zero
-            out[i] = (v & m) | (other & ~m)
+            out[i] = v & (zero - out.dtype.type(bit))
+            p += bit
+        return p
+
+    def fill_base(  # pragma: no cover - compiled
+        mask: Array, vals: Array, src: Array, out: Array, rank: Array, popc: Array, zero: Any
+    ) -> int:
+        size = out.shape[0]
+        nvals = vals.shape[0]
+        last = nvals - 1 if nvals > 0 else 0
+        p = 0
+        k = 0
+        nbytes = size >> 3
+        while k < nbytes and p + 8 <= nvals:
+            b = mask[k]
+            i = k << 3
+            r = np.intp(b) << 3
+            for j in range(8):
+                m = zero - out.dtype.type((b >> j) & 1)
+                out[i + j] = (vals[p + rank[r + j]] & m) | (src[i + j] & ~m)
+            p += popc[b]
+            k += 1
+        while k < nbytes:  # fewer than 8 values left: clamped reads
+            b = mask[k]
+            i = k << 3
+            r = np.intp(b) << 3
+            for j in range(8):
+                v = vals[min(p + rank[r + j], last)] if nvals > 0 else zero
+                m = zero - out.dtype.type((b >> j) & 1)
+                out[i + j] = (v & m) | (src[i + j] & ~m)
+            p += popc[b]
+            k += 1
+        for i in range(nbytes << 3, size):  # the last, partial byte
+            bit = (mask[i >> 3] >> (i & 7)) & 1
+            v = vals[min(p, last)] if nvals > 0 else zero
+            m = zero - out.dtype.type(bit)
+            out[i] = (v & m) | (src[i] & ~m)
             p += bit
         return p
 
     t0 = time.perf_counter()
     try:
-        kernel: _Kernel = numba.njit(cache=True, nogil=True)(expand)
+        kernels: _Kernels = (
+            numba.njit(cache=True, nogil=True)(fill_zero),
+            numba.njit(cache=True, nogil=True)(fill_base),
+        )
     except (RuntimeError, OSError):  # no writable cache location: compile in memory
-        kernel = numba.njit(nogil=True)(expand)
+        kernels = (numba.njit(nogil=True)(fill_zero), numba.njit(nogil=True)(fill_base))
     _state["compile_seconds"] += time.perf_counter() - t0
-    return kernel
+    return kernels
 
 
-def _kernels() -> _Kernel | None:
+def _kernels() -> _Kernels | None:
     if not _state["loaded"]:
+        _state["tables"] = _tables()
         _state["kernels"] = _build()
         _state["loaded"] = True
-    kernel: _Kernel | None = _state["kernels"]
-    return kernel
+    kernels: _Kernels | None = _state["kernels"]
+    return kernels
 
 
 def kernel_name() -> str:
@@ -157,8 +221,8 @@ def rebuild_bitmask(mask: Array, vals: Array, size: int, base: Array | None) -> 
     view = _VIEWS.get(vals.dtype.itemsize)
     if view is None or vals.dtype.hasobject or kernel_name() != "numba":
         return None
-    expand = _kernels()
-    if expand is None:  # pragma: no cover - kernel_name() said numba
+    kernels = _kernels()
+    if kernels is None:  # pragma: no cover - kernel_name() said numba
         return None
     key = f"warm {view.__name__} {base is None}"
     first = key not in _state
@@ -166,8 +230,12 @@ def rebuild_bitmask(mask: Array, vals: Array, size: int, base: Array | None) -> 
     out = np.empty(size, dtype=vals.dtype)
     v = vals.view(view)
     o = out.view(view)
-    src = o[:0] if base is None else np.ravel(base, order="C").view(view)
-    if int(expand(mask, v, src, o, base is not None, view(0))) != vals.shape[0]:
+    rank, popc = _state["tables"]
+    if base is None:
+        seen = kernels[0](mask, v, o, rank, popc, view(0))
+    else:
+        seen = kernels[1](mask, v, np.ravel(base, order="C").view(view), o, rank, popc, view(0))
+    if int(seen) != vals.shape[0]:
         return None  # popcount mismatch: the numpy path raises the error
     if first:  # compilation (or loading numba's cache) happens in this first call
         _state[key] = True

@@ -94,6 +94,8 @@ _UNSIGNED: Final[tuple[type[np.unsignedinteger[Any]], ...]] = (
 _INTP_MAX: Final[int] = int(np.iinfo(np.intp).max)
 _UNRAVEL_CHUNK: Final[int] = 1 << 15
 _REBUILD_CHUNK: Final[int] = 1 << 16  # elements; a multiple of 8 (whole mask bytes)
+_MEMCHR_SCAN: Final[float] = 0.1  # np.flatnonzero(bool) scans with memchr up to this density
+_SPARSE_SCAN: Final[float] = 0.02  # below this density the memchr scan is the faster one
 
 Array = npt.NDArray[Any]
 IntpArray = npt.NDArray[np.intp]
@@ -656,6 +658,24 @@ def _popcount_error(values: int, bits: int | str) -> PackingError:
     )
 
 
+def _chunk_positions(mask: Array, count: int) -> IntpArray:
+    """Chunk-local positions of the set bits among the first ``count`` bits of ``mask``.
+
+    ``np.flatnonzero`` on a bool array scans with ``memchr`` when at most 10% of it is true:
+    one call and one mispredicted branch per true element, about three times slower than its
+    branch-free scan at 5-10% density. In that band, true elements are appended to lift
+    the density above 10%; their positions come after every real one and are cut off. Below
+    2% the ``memchr`` scan is the faster one and is kept.
+    """
+    bits = np.unpackbits(mask, count=count, bitorder="little").view(np.bool_)
+    n = int(np.count_nonzero(bits))
+    if not _SPARSE_SCAN * count < n <= _MEMCHR_SCAN * count:
+        return np.flatnonzero(bits)
+    extra = count // 9 + 1  # (n + extra) / (count + extra) > 10%
+    padded = np.concatenate([bits, np.ones(extra, dtype=np.bool_)])
+    return np.flatnonzero(padded)[:n]
+
+
 def _rebuild_bitmask(mask: Array, vals: Array, size: int, base: Array | None) -> Array:
     """A new 1-D array: ``base`` (or zeros) with ``out[mask] = vals``, popcount checked.
 
@@ -676,10 +696,7 @@ def _rebuild_bitmask(mask: Array, vals: Array, size: int, base: Array | None) ->
             chunk.fill(0)
         else:
             chunk[...] = src[start:stop]
-        bits = np.unpackbits(
-            mask[start // 8 : (stop + 7) // 8], count=stop - start, bitorder="little"
-        )
-        local = np.flatnonzero(bits.view(np.bool_))  # on bool: branch-free, 50x faster than uint8
+        local = _chunk_positions(mask[start // 8 : (stop + 7) // 8], stop - start)
         n = local.shape[0]
         if pos + n > nvals:
             raise _popcount_error(nvals, f"more than {pos + n - 1}")
