@@ -58,6 +58,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedpack import PackingError
+from fedpack.checks import describe
 
 from . import _fast
 
@@ -108,12 +109,6 @@ ShapeLike = Sequence[int] | npt.NDArray[np.integer[Any]]
 # ---------------------------------------------------------------------------
 
 
-def _describe(a: object) -> str:
-    if isinstance(a, np.ndarray):
-        return f"array of dtype {a.dtype} and shape {a.shape}"
-    return f"{type(a).__name__}"
-
-
 def _check_numeric(a: Array, what: str) -> None:
     if a.dtype.kind not in _SUPPORTED_KINDS:
         raise PackingError(
@@ -129,7 +124,7 @@ def _check_shape(shape: object, max_elements: int) -> tuple[tuple[int, ...], int
     """
     if isinstance(shape, np.ndarray):
         if shape.ndim != 1 or (shape.size and shape.dtype.kind not in "iu"):
-            raise PackingError(f"shape: expected a 1-D integer array, found {_describe(shape)}")
+            raise PackingError(f"shape: expected a 1-D integer array, found {describe(shape)}")
         dims = [int(d) for d in shape.tolist()]
     elif isinstance(shape, (tuple, list)):
         dims = []
@@ -141,7 +136,7 @@ def _check_shape(shape: object, max_elements: int) -> tuple[tuple[int, ...], int
             dims.append(int(d))
     else:
         raise PackingError(
-            f"shape: expected a sequence or 1-D array of integers, found {_describe(shape)}"
+            f"shape: expected a sequence or 1-D array of integers, found {describe(shape)}"
         )
     for axis, d in enumerate(dims):
         if d < 0:
@@ -175,7 +170,7 @@ def _index_dtype(size: int) -> np.dtype[Any]:
 
 def _check_values(values: object, dtype: np.dtype[Any] | None, what: str = "values") -> Array:
     if not isinstance(values, np.ndarray):
-        raise PackingError(f"{what}: expected a numpy array, found {_describe(values)}")
+        raise PackingError(f"{what}: expected a numpy array, found {describe(values)}")
     if values.ndim != 1:
         raise PackingError(f"{what}: expected a 1-D array, found shape {values.shape}")
     _check_numeric(values, what)
@@ -186,7 +181,7 @@ def _check_values(values: object, dtype: np.dtype[Any] | None, what: str = "valu
 
 def _check_base(base: object, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
     if not isinstance(base, np.ndarray):
-        raise PackingError(f"base: expected a numpy array, found {_describe(base)}")
+        raise PackingError(f"base: expected a numpy array, found {describe(base)}")
     if base.shape != shape:
         raise PackingError(f"base: expected shape {shape}, found {base.shape}")
     if base.dtype != dtype:
@@ -292,7 +287,7 @@ def coo_from_flat(flat_indices: Array, shape: ShapeLike) -> Int64Array:
     dims, size = _check_shape(shape, _INTP_MAX)
     flat = np.asarray(flat_indices)
     if flat.ndim != 1 or (flat.size and flat.dtype.kind not in "iu"):
-        raise PackingError(f"flat_indices: expected a 1-D integer array, found {_describe(flat)}")
+        raise PackingError(f"flat_indices: expected a 1-D integer array, found {describe(flat)}")
     nnz = flat.shape[0]
     ndim = len(dims)
     out = np.empty((nnz, ndim), dtype=np.int64)
@@ -421,7 +416,7 @@ def flat_from_coo(
     """
     dims, _ = _check_shape(shape, max_elements)
     if not isinstance(indices, np.ndarray):
-        raise PackingError(f"indices: expected a numpy array, found {_describe(indices)}")
+        raise PackingError(f"indices: expected a numpy array, found {describe(indices)}")
     if indices.ndim != 2 or indices.shape[1] != len(dims):
         raise PackingError(
             f"indices: expected shape (nnz, {len(dims)}) for a {len(dims)}-d tensor, "
@@ -527,10 +522,10 @@ def _check_flat_input(
     dims, size = _check_shape(shape, _INTP_MAX)
     vals = _check_values(values, None)
     if not isinstance(flat_indices, np.ndarray):
-        raise PackingError(f"flat_indices: expected a numpy array, found {_describe(flat_indices)}")
+        raise PackingError(f"flat_indices: expected a numpy array, found {describe(flat_indices)}")
     flat = flat_indices
     if flat.ndim != 1 or flat.dtype.kind not in "iu":
-        raise PackingError(f"flat_indices: expected a 1-D integer array, found {_describe(flat)}")
+        raise PackingError(f"flat_indices: expected a 1-D integer array, found {describe(flat)}")
     if flat.shape[0] != vals.shape[0]:
         raise PackingError(
             f"flat_indices: expected {vals.shape[0]} entries (one per value), found {flat.shape[0]}"
@@ -586,7 +581,7 @@ def _check_arrays(encoding: object, arrays: object) -> list[Array]:
             f"encoding: expected one of {', '.join(repr(e) for e in ENCODINGS)}, found {encoding!r}"
         )
     if not isinstance(arrays, (list, tuple)):
-        raise PackingError(f"arrays: expected a list of arrays, found {_describe(arrays)}")
+        raise PackingError(f"arrays: expected a list of arrays, found {describe(arrays)}")
     want = 1 if encoding == "dense" else 2
     if len(arrays) != want:
         raise PackingError(
@@ -595,7 +590,7 @@ def _check_arrays(encoding: object, arrays: object) -> list[Array]:
         )
     for i, a in enumerate(arrays):
         if not isinstance(a, np.ndarray):
-            raise PackingError(f"arrays[{i}]: expected a numpy array, found {_describe(a)}")
+            raise PackingError(f"arrays[{i}]: expected a numpy array, found {describe(a)}")
     return list(arrays)
 
 
@@ -619,7 +614,7 @@ def _parse_compact(
     if encoding == "flat":
         if first.ndim != 1 or first.dtype.kind != "u":
             raise PackingError(
-                f"flat indices: expected a 1-D unsigned integer array, found {_describe(first)}"
+                f"flat indices: expected a 1-D unsigned integer array, found {describe(first)}"
             )
         if first.shape[0] != vals.shape[0]:
             raise PackingError(
@@ -641,7 +636,7 @@ def _check_bitmask(mask: Array, size: int) -> None:
     if mask.dtype != np.uint8 or mask.shape != (nbytes,):
         raise PackingError(
             f"bitmask: expected a uint8 array of shape ({nbytes},) for {size} elements, "
-            f"found {_describe(mask)}"
+            f"found {describe(mask)}"
         )
     tail = size % 8
     if tail and int(mask[-1]) >> tail:
