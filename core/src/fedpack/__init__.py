@@ -66,7 +66,7 @@ __all__ = [
 
 # Public classes live in private modules; show them (tracebacks, reprs, docs) where users
 # import them from, as ``fedpack.PackingError`` rather than ``fedpack._errors.PackingError``.
-for _name in __all__:
-    if isinstance(globals()[_name], type):
+for _name in __all__:  # classes only (on 3.10, list[...] also passes isinstance(..., type))
+    if isinstance(globals()[_name], type) and globals()[_name].__module__.startswith("fedpack."):
         globals()[_name].__module__ = __name__
 del _name
