@@ -417,3 +417,15 @@ def test_inner_strategy_errors() -> None:
         PackedStrategy(Scaffold(), "echo")
     with pytest.raises(TypeError, match=r"Scaffold: strategy: expected a Flower Strategy"):
         Scaffold(strategy="FedAvg")  # type: ignore[arg-type]
+
+
+def test_the_lazy_names_are_the_strategies_module_names() -> None:
+    """fedpack.flwr lists the names it loads on first use once; they must be the module's own."""
+    import fedpack.flwr as package
+    from fedpack.flwr import _strategies
+
+    assert set(_strategies.__all__) == package._LAZY
+    assert set(package.__all__) >= package._LAZY
+    assert set(dir(package)) >= package._LAZY
+    for name in package._LAZY:
+        assert getattr(package, name) is getattr(_strategies, name)

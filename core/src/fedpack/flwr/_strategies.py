@@ -52,6 +52,7 @@ __all__ = [
     "PackedStrategy",
     "PartialExchange",
     "Scaffold",
+    "attach_extras",
     "dp_fedavg_adaptive_clipping",
 ]
 
